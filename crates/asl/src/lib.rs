@@ -1,1 +1,25 @@
-//! Placeholder, being written.
+//! `wme_asl`: a local Amazon States Language engine that behaves like AWS Step Functions
+//! (Standard workflows, JSONPath query language).
+//!
+//! Layers, each usable on its own:
+//! - [`definition`]: parse and validate ASL JSON into a [`definition::StateMachine`];
+//! - [`path`], [`template`], [`intrinsic`], [`choice`], [`io`]: JSONPath, payload templates,
+//!   intrinsic functions, Choice rules and input/output processing, all pure functions;
+//! - [`runtime`]: the [`Engine`] that runs executions on tokio, calls registered
+//!   [`TaskHandler`]s, handles task-token callbacks and records history.
+
+pub mod choice;
+pub mod definition;
+pub mod error;
+pub mod intrinsic;
+pub mod io;
+pub mod path;
+pub mod runtime;
+pub mod template;
+
+pub use definition::{IntegrationPattern, LoadError, ValidationError};
+pub use error::StatesError;
+pub use runtime::{
+    CallbackError, Engine, EngineConfig, EventDetails, ExecutionDescription, ExecutionEvent,
+    ExecutionStatus, HistoryEvent, StartError, StopError, TaskCall, TaskFailure, TaskHandler,
+};

@@ -1,0 +1,69 @@
+//! Time as the engine sees it: wall-clock timestamps that advance with tokio's clock (so paused
+//! test time moves them too), and the `time_scale` that shrinks or stretches every timer.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+/// Wall-clock time anchored at engine creation and advanced by tokio's monotonic clock.
+#[derive(Debug, Clone)]
+pub(crate) struct Clock {
+    wall_base: DateTime<Utc>,
+    instant_base: Instant,
+    time_scale: f64,
+}
+
+impl Clock {
+    pub(crate) fn new(time_scale: f64) -> Self {
+        Self {
+            wall_base: Utc::now(),
+            instant_base: Instant::now(),
+            time_scale: if time_scale.is_finite() && time_scale >= 0.0 {
+                time_scale
+            } else {
+                1.0
+            },
+        }
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        let elapsed = Instant::now().saturating_duration_since(self.instant_base);
+        self.wall_base + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+
+    /// A definition's duration in seconds, scaled for this engine.
+    pub(crate) fn scaled(&self, seconds: f64) -> Duration {
+        Duration::from_secs_f64((seconds * self.time_scale).max(0.0))
+    }
+}
+
+/// Formats a timestamp the way Step Functions shows them: RFC 3339, milliseconds, `Z`.
+pub(crate) fn format_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn now_advances_with_tokio_time() {
+        let clock = Clock::new(1.0);
+        let before = clock.now();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!((clock.now() - before).num_seconds(), 30);
+    }
+
+    #[test]
+    fn scaled_multiplies_durations() {
+        let clock = Clock::new(0.01);
+        assert_eq!(clock.scaled(100.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn nonsense_scale_falls_back_to_real_time() {
+        assert_eq!(Clock::new(f64::NAN).scaled(2.0), Duration::from_secs(2));
+        assert_eq!(Clock::new(-1.0).scaled(2.0), Duration::from_secs(2));
+    }
+}

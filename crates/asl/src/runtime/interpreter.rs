@@ -1,0 +1,827 @@
+//! The interpreter: walks a state machine for one execution, state by state, applying input and
+//! output processing, Retry and Catch, and recording every step in the execution's history.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::{StreamExt, stream};
+use serde_json::{Value, json};
+use tracing::{Instrument, debug, info, info_span};
+
+use super::clock::format_time;
+use super::history::EventDetails;
+use super::{
+    ExecutionEvent, ExecutionHandle, ExecutionStatus, Inner, MAX_PAYLOAD_BYTES, MachineRecord,
+    retry,
+};
+use crate::choice;
+use crate::definition::{
+    Amount, ChoiceState, FailState, Io, MapState, ParallelState, PassState, ResultHandling, State,
+    States, Transition, WaitFor, WaitState,
+};
+use crate::error::{
+    self, DATA_LIMIT_EXCEEDED, EXCEED_TOLERATED_FAILURE_THRESHOLD, NO_CHOICE_MATCHED, StatesError,
+};
+use crate::io;
+use crate::path::{Path, type_name};
+
+/// Where the interpreter goes after a state.
+pub(crate) enum Step {
+    Next(String, Value),
+    End(Value),
+}
+
+fn step(transition: &Transition, output: Value) -> Step {
+    match transition {
+        Transition::Next(next) => Step::Next(next.clone(), output),
+        Transition::End => Step::End(output),
+    }
+}
+
+/// How an execution ended.
+enum Outcome {
+    Succeeded(Value),
+    Failed(StatesError),
+    TimedOut,
+}
+
+/// One running execution.
+pub(crate) struct Execution {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) handle: Arc<ExecutionHandle>,
+    pub(crate) arn: String,
+    name: String,
+    machine: Arc<MachineRecord>,
+    input: Value,
+    start_time: DateTime<Utc>,
+}
+
+impl Execution {
+    pub(crate) fn spawn(
+        inner: Arc<Inner>,
+        handle: Arc<ExecutionHandle>,
+        machine: Arc<MachineRecord>,
+    ) {
+        let (arn, name, input, start_time) = {
+            let record = handle.lock();
+            let d = &record.description;
+            (
+                d.execution_arn.clone(),
+                d.name.clone(),
+                d.input.clone(),
+                d.start_date,
+            )
+        };
+        let span = info_span!("execution", execution = %arn);
+        let execution = Arc::new(Execution {
+            inner,
+            handle: Arc::clone(&handle),
+            arn,
+            name,
+            machine,
+            input,
+            start_time,
+        });
+        let task = tokio::spawn(execution.run().instrument(span));
+        *handle.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+    }
+
+    /// Stops an execution from outside (StopExecution).
+    pub(crate) fn abort(inner: &Inner, handle: &ExecutionHandle, error: &str, cause: &str) {
+        let details = EventDetails::ExecutionAborted {
+            error: error.to_string(),
+            cause: cause.to_string(),
+        };
+        let optional = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        if finish(
+            inner,
+            handle,
+            ExecutionStatus::Aborted,
+            None,
+            optional(error),
+            optional(cause),
+            details,
+        ) {
+            let arn = handle.lock().description.execution_arn.clone();
+            inner.tokens.close_execution(&arn);
+            if let Some(task) = handle
+                .abort
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        info!(state_machine = %self.machine.arn, "execution started");
+        let role_arn = self.role_arn();
+        self.event(EventDetails::ExecutionStarted {
+            input: self.input.clone(),
+            role_arn,
+        });
+        let _ = self.inner.events.send(ExecutionEvent::Started {
+            arn: self.arn.clone(),
+        });
+        let definition = Arc::clone(&self.machine.definition);
+        let body = self.run_block(&definition.states, self.input.clone());
+        let outcome = match definition.timeout_seconds {
+            Some(t) => match tokio::time::timeout(self.inner.clock.scaled(t as f64), body).await {
+                Ok(result) => result.into(),
+                Err(_) => Outcome::TimedOut,
+            },
+            None => body.await.into(),
+        };
+        self.conclude(outcome);
+    }
+
+    fn conclude(&self, outcome: Outcome) {
+        let (status, output, error, cause, details) = match outcome {
+            Outcome::Succeeded(output) => {
+                let details = EventDetails::ExecutionSucceeded {
+                    output: output.clone(),
+                };
+                (
+                    ExecutionStatus::Succeeded,
+                    Some(output),
+                    None,
+                    None,
+                    details,
+                )
+            }
+            Outcome::Failed(e) => {
+                let details = EventDetails::ExecutionFailed {
+                    error: e.error.clone(),
+                    cause: e.cause.clone(),
+                };
+                let optional = |s: String| (!s.is_empty()).then_some(s);
+                (
+                    ExecutionStatus::Failed,
+                    None,
+                    optional(e.error),
+                    optional(e.cause),
+                    details,
+                )
+            }
+            Outcome::TimedOut => {
+                let cause = "The execution ran longer than its TimeoutSeconds".to_string();
+                let details = EventDetails::ExecutionTimedOut {
+                    error: error::TIMEOUT.into(),
+                    cause: cause.clone(),
+                };
+                (
+                    ExecutionStatus::TimedOut,
+                    None,
+                    Some(error::TIMEOUT.to_string()),
+                    Some(cause),
+                    details,
+                )
+            }
+        };
+        finish(
+            &self.inner,
+            &self.handle,
+            status,
+            output,
+            error,
+            cause,
+            details,
+        );
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn event(&self, details: EventDetails) {
+        self.handle.record(self.now(), details);
+    }
+
+    fn role_arn(&self) -> String {
+        format!(
+            "arn:aws:iam::{}:role/wme-local-states",
+            self.inner.config.account
+        )
+    }
+
+    /// The context object (`$$`) as a state sees it.
+    pub(crate) fn context(&self, state: &str, entered: DateTime<Utc>, retry_count: u32) -> Value {
+        json!({
+            "Execution": {
+                "Id": self.arn,
+                "Input": self.input,
+                "Name": self.name,
+                "RoleArn": self.role_arn(),
+                "StartTime": format_time(self.start_time),
+                "RedriveCount": 0
+            },
+            "State": {
+                "EnteredTime": format_time(entered),
+                "Name": state,
+                "RetryCount": retry_count
+            },
+            "StateMachine": {"Id": self.machine.arn, "Name": self.machine.name}
+        })
+    }
+
+    pub(crate) fn run_block<'a>(
+        &'a self,
+        block: &'a States,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, StatesError>> {
+        Box::pin(async move {
+            let mut name = block.start_at.clone();
+            let mut input = input;
+            loop {
+                let Some(state) = block.states.get(&name) else {
+                    return Err(StatesError::runtime(format!(
+                        "state {name:?} does not exist"
+                    )));
+                };
+                match self.run_state(&name, state, input).await? {
+                    Step::Next(next, output) => {
+                        debug!(from = %name, to = %next, "transition");
+                        name = next;
+                        input = output;
+                    }
+                    Step::End(output) => return Ok(output),
+                }
+            }
+        })
+    }
+
+    async fn run_state(
+        &self,
+        name: &str,
+        state: &State,
+        input: Value,
+    ) -> Result<Step, StatesError> {
+        let entered = self.now();
+        let state_type = state.type_name().to_string();
+        debug!(state = %name, state_type = %state_type, "state entered");
+        let entered_id = self.handle.lock().history.len() + 1;
+        self.event(EventDetails::StateEntered {
+            state_type: state_type.clone(),
+            name: name.to_string(),
+            input: input.clone(),
+        });
+        let result = match state {
+            State::Task(t) => self.task(name, t, input, entered).await,
+            State::Pass(p) => self.pass(name, p, &input, entered),
+            State::Choice(c) => self.choice(name, c, &input, entered),
+            State::Wait(w) => self.wait(w, &input).await,
+            State::Succeed(s) => io_only(&s.io, &input).map(Step::End),
+            State::Fail(f) => Err(self.fail(f, &input, name, entered)),
+            State::Parallel(p) => self.parallel(name, p, input, entered).await,
+            State::Map(m) => self.map(name, m, input, entered).await,
+        };
+        let step = result.map_err(|e| annotate(e, name, entered_id))?;
+        let output = match &step {
+            Step::Next(_, output) | Step::End(output) => output,
+        };
+        check_size(output, name)?;
+        self.event(EventDetails::StateExited {
+            state_type,
+            name: name.to_string(),
+            output: output.clone(),
+        });
+        Ok(step)
+    }
+
+    fn pass(
+        &self,
+        name: &str,
+        pass: &PassState,
+        input: &Value,
+        entered: DateTime<Utc>,
+    ) -> Result<Step, StatesError> {
+        let effective = io::select(&pass.io.input_path, input, "InputPath")?;
+        let context = self.context(name, entered, 0);
+        let effective =
+            io::apply_template(pass.parameters.as_ref(), effective, &context, "Parameters")?;
+        let result = pass.result.clone().unwrap_or(effective);
+        let placed = io::place_result(&pass.result_path, input, result)?;
+        let output = io::select(&pass.io.output_path, &placed, "OutputPath")?;
+        Ok(step(&pass.transition, output))
+    }
+
+    fn choice(
+        &self,
+        name: &str,
+        state: &ChoiceState,
+        input: &Value,
+        entered: DateTime<Utc>,
+    ) -> Result<Step, StatesError> {
+        let effective = io::select(&state.io.input_path, input, "InputPath")?;
+        let context = self.context(name, entered, 0);
+        let mut next = None;
+        for (condition, target) in &state.choices {
+            if choice::evaluate(condition, &effective, &context)? {
+                next = Some(target);
+                break;
+            }
+        }
+        let Some(next) = next.or(state.default.as_ref()) else {
+            return Err(StatesError::new(
+                NO_CHOICE_MATCHED,
+                format!(
+                    "no choice rule matched the input {effective} and the state has no Default"
+                ),
+            ));
+        };
+        let output = io::select(&state.io.output_path, &effective, "OutputPath")?;
+        Ok(Step::Next(next.clone(), output))
+    }
+
+    async fn wait(&self, state: &WaitState, input: &Value) -> Result<Step, StatesError> {
+        let effective = io::select(&state.io.input_path, input, "InputPath")?;
+        let seconds =
+            match &state.wait {
+                WaitFor::Seconds(n) => *n as f64,
+                WaitFor::SecondsPath(path) => seconds_at(path, &effective, "SecondsPath")? as f64,
+                WaitFor::Timestamp(t) => self.seconds_until(t.to_utc()),
+                WaitFor::TimestampPath(path) => {
+                    let value = select_required(path, &effective, "TimestampPath")?;
+                    let when = value.as_str().and_then(choice::parse_timestamp).ok_or_else(|| {
+                    StatesError::runtime(format!(
+                        "the value {value} at TimestampPath {:?} is not an RFC 3339 timestamp",
+                        path.as_str()
+                    ))
+                })?;
+                    self.seconds_until(when.to_utc())
+                }
+            };
+        tokio::time::sleep(self.inner.clock.scaled(seconds)).await;
+        let output = io::select(&state.io.output_path, &effective, "OutputPath")?;
+        Ok(step(&state.transition, output))
+    }
+
+    fn seconds_until(&self, when: DateTime<Utc>) -> f64 {
+        ((when - self.now()).num_milliseconds().max(0) as f64) / 1000.0
+    }
+
+    fn fail(
+        &self,
+        state: &FailState,
+        input: &Value,
+        name: &str,
+        entered: DateTime<Utc>,
+    ) -> StatesError {
+        let context = self.context(name, entered, 0);
+        let text = |template: &Option<crate::template::Template>,
+                    field: &str|
+         -> Result<String, StatesError> {
+            let Some(t) = template else {
+                return Ok(String::new());
+            };
+            match t.evaluate(input, &context, field)? {
+                Value::String(s) => Ok(s),
+                other => Err(StatesError::runtime(format!(
+                    "{field} must resolve to a string, got {other}"
+                ))),
+            }
+        };
+        let error = text(&state.error, "ErrorPath");
+        let cause = text(&state.cause, "CausePath");
+        match (error, cause) {
+            (Ok(error), Ok(cause)) => StatesError { error, cause },
+            (Err(e), _) | (_, Err(e)) => e,
+        }
+    }
+
+    async fn parallel(
+        &self,
+        name: &str,
+        state: &ParallelState,
+        input: Value,
+        entered: DateTime<Utc>,
+    ) -> Result<Step, StatesError> {
+        let attempt =
+            |retry_count| self.parallel_attempt(name, state, &input, entered, retry_count);
+        self.with_handling(name, &state.handling, &input, &state.transition, attempt)
+            .await
+    }
+
+    async fn parallel_attempt(
+        &self,
+        name: &str,
+        state: &ParallelState,
+        input: &Value,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+    ) -> Result<Value, StatesError> {
+        let effective = io::select(&state.io.input_path, input, "InputPath")?;
+        let context = self.context(name, entered, retry_count);
+        let effective =
+            io::apply_template(state.parameters.as_ref(), effective, &context, "Parameters")?;
+        self.event(EventDetails::ParallelStateStarted {
+            name: name.to_string(),
+        });
+        let branches = state
+            .branches
+            .iter()
+            .map(|b| self.run_block(b, effective.clone()));
+        match futures::future::try_join_all(branches).await {
+            Ok(results) => {
+                self.event(EventDetails::ParallelStateSucceeded {
+                    name: name.to_string(),
+                });
+                finish_result(
+                    &state.handling,
+                    &state.io,
+                    input,
+                    Value::Array(results),
+                    &context,
+                )
+            }
+            Err(e) => {
+                self.event(EventDetails::ParallelStateFailed {
+                    name: name.to_string(),
+                    error: e.error.clone(),
+                    cause: e.cause.clone(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn map(
+        &self,
+        name: &str,
+        state: &MapState,
+        input: Value,
+        entered: DateTime<Utc>,
+    ) -> Result<Step, StatesError> {
+        let attempt = |retry_count| self.map_attempt(name, state, &input, entered, retry_count);
+        self.with_handling(name, &state.handling, &input, &state.transition, attempt)
+            .await
+    }
+
+    async fn map_attempt(
+        &self,
+        name: &str,
+        state: &MapState,
+        input: &Value,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+    ) -> Result<Value, StatesError> {
+        let effective = io::select(&state.io.input_path, input, "InputPath")?;
+        let context = self.context(name, entered, retry_count);
+        let items = match state.items_path.select(&effective, &context) {
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                return Err(StatesError::runtime(format!(
+                    "ItemsPath {:?} must select an array, got {}",
+                    state.items_path.as_str(),
+                    type_name(&other)
+                )));
+            }
+            None => {
+                return Err(StatesError::runtime(format!(
+                    "Invalid path '{}' : No results for path in ItemsPath",
+                    state.items_path.as_str()
+                )));
+            }
+        };
+        let limits = MapLimits::resolve(state, &effective, items.len())?;
+        self.event(EventDetails::MapStateStarted {
+            name: name.to_string(),
+            length: items.len(),
+        });
+        match self
+            .map_items(name, state, &effective, &context, items, &limits)
+            .await
+        {
+            Ok(results) => {
+                self.event(EventDetails::MapStateSucceeded {
+                    name: name.to_string(),
+                });
+                finish_result(
+                    &state.handling,
+                    &state.io,
+                    input,
+                    Value::Array(results),
+                    &context,
+                )
+            }
+            Err(e) => {
+                self.event(EventDetails::MapStateFailed {
+                    name: name.to_string(),
+                    error: e.error.clone(),
+                    cause: e.cause.clone(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn map_items(
+        &self,
+        name: &str,
+        state: &MapState,
+        effective: &Value,
+        context: &Value,
+        items: Vec<Value>,
+        limits: &MapLimits,
+    ) -> Result<Vec<Value>, StatesError> {
+        let total = items.len();
+        let iterations = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| async move {
+                (
+                    index,
+                    self.map_iteration(name, state, effective, context, index, item)
+                        .await,
+                )
+            });
+        let mut running = stream::iter(iterations).buffer_unordered(limits.concurrency.max(1));
+        let mut results = vec![Value::Null; total];
+        let mut failures = 0usize;
+        while let Some((index, result)) = running.next().await {
+            match result {
+                Ok(output) => results[index] = output,
+                Err(e) if !limits.tolerates_failures() => return Err(e),
+                Err(e) => {
+                    failures += 1;
+                    if limits.exceeded(failures, total) {
+                        return Err(StatesError::new(
+                            EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                            format!(
+                                "{failures} of {total} iterations failed, more than tolerated; last error {}: {}",
+                                e.error, e.cause
+                            ),
+                        ));
+                    }
+                    results[index] = e.to_output();
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    async fn map_iteration(
+        &self,
+        name: &str,
+        state: &MapState,
+        effective: &Value,
+        context: &Value,
+        index: usize,
+        item: Value,
+    ) -> Result<Value, StatesError> {
+        let item_input = match &state.item_selector {
+            Some(selector) => {
+                let mut item_context = context.clone();
+                item_context["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                selector.evaluate(effective, &item_context, "ItemSelector")?
+            }
+            None => item,
+        };
+        self.event(EventDetails::MapIterationStarted {
+            name: name.to_string(),
+            index,
+        });
+        let result = self.run_block(&state.processor, item_input).await;
+        match &result {
+            Ok(_) => self.event(EventDetails::MapIterationSucceeded {
+                name: name.to_string(),
+                index,
+            }),
+            Err(e) => self.event(EventDetails::MapIterationFailed {
+                name: name.to_string(),
+                index,
+                error: e.error.clone(),
+                cause: e.cause.clone(),
+            }),
+        }
+        result
+    }
+
+    /// Runs `attempt` under the state's Retry and Catch rules.
+    pub(crate) async fn with_handling<F, Fut>(
+        &self,
+        name: &str,
+        handling: &ResultHandling,
+        raw_input: &Value,
+        transition: &Transition,
+        mut attempt: F,
+    ) -> Result<Step, StatesError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<Value, StatesError>>,
+    {
+        let mut attempts = vec![0u32; handling.retry.len()];
+        let mut retry_count = 0u32;
+        loop {
+            let error = match attempt(retry_count).await {
+                Ok(output) => return Ok(step(transition, output)),
+                Err(e) if e.is_terminal() => return Err(e),
+                Err(e) => e,
+            };
+            let retrier = handling
+                .retry
+                .iter()
+                .position(|r| error::error_equals_matches(&r.error_equals, &error));
+            if let Some(i) = retrier.filter(|&i| attempts[i] < handling.retry[i].max_attempts) {
+                let delay = retry::delay_seconds(&handling.retry[i], attempts[i], &mut rand::rng());
+                attempts[i] += 1;
+                retry_count += 1;
+                debug!(state = %name, error = %error.error, retry_count, delay, "retrying state");
+                self.event(EventDetails::StateRetried {
+                    name: name.to_string(),
+                    error: error.error.clone(),
+                    retry_count,
+                    delay_seconds: delay,
+                });
+                tokio::time::sleep(self.inner.clock.scaled(delay)).await;
+                continue;
+            }
+            let Some(catcher) = handling
+                .catch
+                .iter()
+                .find(|c| error::error_equals_matches(&c.error_equals, &error))
+            else {
+                return Err(error);
+            };
+            debug!(state = %name, error = %error.error, next = %catcher.next, "error caught");
+            self.event(EventDetails::StateCaught {
+                name: name.to_string(),
+                error: error.error.clone(),
+                next: catcher.next.clone(),
+            });
+            let output = io::place_result(&catcher.result_path, raw_input, error.to_output())?;
+            return Ok(Step::Next(catcher.next.clone(), output));
+        }
+    }
+}
+
+impl From<Result<Value, StatesError>> for Outcome {
+    fn from(result: Result<Value, StatesError>) -> Self {
+        match result {
+            Ok(output) => Outcome::Succeeded(output),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+/// Records the end of an execution unless it already ended; `true` if this call ended it.
+fn finish(
+    inner: &Inner,
+    handle: &ExecutionHandle,
+    status: ExecutionStatus,
+    output: Option<Value>,
+    error: Option<String>,
+    cause: Option<String>,
+    details: EventDetails,
+) -> bool {
+    let now = inner.clock.now();
+    let arn = {
+        let mut record = handle.lock();
+        if record.description.status.is_terminal() {
+            return false;
+        }
+        let d = &mut record.description;
+        d.status = status;
+        d.output = output;
+        d.error = error;
+        d.cause = cause;
+        d.stop_date = Some(now);
+        d.execution_arn.clone()
+    };
+    handle.record(now, details);
+    info!(execution = %arn, status = %status, "execution finished");
+    handle.status.send_replace(status);
+    let _ = inner.events.send(ExecutionEvent::Finished { arn, status });
+    true
+}
+
+/// ResultSelector → ResultPath → OutputPath.
+pub(crate) fn finish_result(
+    handling: &ResultHandling,
+    io_paths: &Io,
+    raw_input: &Value,
+    result: Value,
+    context: &Value,
+) -> Result<Value, StatesError> {
+    let selected = io::apply_template(
+        handling.result_selector.as_ref(),
+        result,
+        context,
+        "ResultSelector",
+    )?;
+    let placed = io::place_result(&handling.result_path, raw_input, selected)?;
+    io::select(&io_paths.output_path, &placed, "OutputPath")
+}
+
+fn io_only(paths: &Io, input: &Value) -> Result<Value, StatesError> {
+    let effective = io::select(&paths.input_path, input, "InputPath")?;
+    io::select(&paths.output_path, &effective, "OutputPath")
+}
+
+fn annotate(mut error: StatesError, state: &str, entered_id: usize) -> StatesError {
+    const PREFIX: &str = "An error occurred while executing the state";
+    if error.error == error::RUNTIME && !error.cause.starts_with(PREFIX) {
+        error.cause = format!(
+            "{PREFIX} '{state}' (entered at the event id #{entered_id}). {}",
+            error.cause
+        );
+    }
+    error
+}
+
+fn check_size(output: &Value, state: &str) -> Result<(), StatesError> {
+    let size = output.to_string().len();
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(StatesError::new(
+            DATA_LIMIT_EXCEEDED,
+            format!(
+                "the output of state '{state}' has {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn select_required(
+    path: &Path,
+    input: &Value,
+    field: &str,
+) -> Result<Value, StatesError> {
+    path.select(input, &Value::Null).ok_or_else(|| {
+        StatesError::runtime(format!(
+            "Invalid path '{}' : No results for path in {field}",
+            path.as_str()
+        ))
+    })
+}
+
+/// A non-negative integer number of seconds read from the state's input.
+pub(crate) fn seconds_at(path: &Path, input: &Value, field: &str) -> Result<u64, StatesError> {
+    let value = select_required(path, input, field)?;
+    value.as_u64().ok_or_else(|| {
+        StatesError::runtime(format!(
+            "the value {value} at {field} {:?} must be a non-negative integer",
+            path.as_str()
+        ))
+    })
+}
+
+/// Concurrency and failure tolerance of one Map run.
+struct MapLimits {
+    concurrency: usize,
+    failure_count: Option<f64>,
+    failure_percentage: Option<f64>,
+}
+
+impl MapLimits {
+    fn resolve(state: &MapState, input: &Value, items: usize) -> Result<Self, StatesError> {
+        let amount = |a: &Option<Amount>, field: &str| -> Result<Option<f64>, StatesError> {
+            match a {
+                None => Ok(None),
+                Some(Amount::Fixed(n)) => Ok(Some(*n)),
+                Some(Amount::Path(p)) => {
+                    let value = select_required(p, input, field)?;
+                    value
+                        .as_f64()
+                        .filter(|n| *n >= 0.0)
+                        .map(Some)
+                        .ok_or_else(|| {
+                            StatesError::runtime(format!(
+                                "the value {value} at {field} {:?} must be a non-negative number",
+                                p.as_str()
+                            ))
+                        })
+                }
+            }
+        };
+        let concurrency = match amount(&state.max_concurrency, "MaxConcurrencyPath")? {
+            None | Some(0.0) => items.max(1),
+            Some(n) => n as usize,
+        };
+        Ok(Self {
+            concurrency,
+            failure_count: amount(&state.tolerated_failure_count, "ToleratedFailureCountPath")?,
+            failure_percentage: amount(
+                &state.tolerated_failure_percentage,
+                "ToleratedFailurePercentagePath",
+            )?,
+        })
+    }
+
+    fn tolerates_failures(&self) -> bool {
+        self.failure_count.is_some() || self.failure_percentage.is_some()
+    }
+
+    /// AWS fails the Map when either configured threshold is exceeded.
+    fn exceeded(&self, failures: usize, total: usize) -> bool {
+        let over_count = self.failure_count.is_some_and(|c| failures as f64 > c);
+        let over_percentage = self
+            .failure_percentage
+            .is_some_and(|p| failures as f64 * 100.0 / total as f64 > p);
+        over_count || over_percentage
+    }
+}

@@ -1,0 +1,523 @@
+//! The engine: registered task handlers, state machines and executions, and the Step
+//! Functions-like API over them (start, callbacks, describe, history, notifications).
+//!
+//! Each execution runs as one tokio task driving the interpreter. Everything an execution does
+//! is recorded as [`HistoryEvent`]s on its [`ExecutionRecord`]; the record plus the events are
+//! the explicit execution state a durable store would persist.
+
+mod clock;
+mod history;
+mod interpreter;
+mod retry;
+mod task;
+mod tokens;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+use tokio::sync::{broadcast, watch};
+use tracing::info;
+
+pub use history::{EventDetails, HistoryEvent};
+
+use crate::definition::{self, IntegrationPattern, LoadError, StateMachine};
+use clock::Clock;
+use interpreter::Execution;
+use tokens::{Callback, TokenRegistry};
+
+/// Largest payload (bytes of JSON) Step Functions accepts as task output or input.
+pub const MAX_PAYLOAD_BYTES: usize = 262_144;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Multiplies every timer duration (Wait, Retry intervals, TimeoutSeconds,
+    /// HeartbeatSeconds, execution TimeoutSeconds). 1.0 is real time.
+    pub time_scale: f64,
+    /// Region used in ARNs, `"local"` by default.
+    pub region: String,
+    /// Account used in ARNs, `"000000000000"` by default.
+    pub account: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            time_scale: 1.0,
+            region: "local".to_string(),
+            account: "000000000000".to_string(),
+        }
+    }
+}
+
+/// Runs a Task state's resource.
+#[async_trait::async_trait]
+pub trait TaskHandler: Send + Sync + 'static {
+    /// For `RequestResponse` and `Sync`, `Ok` is the task result. For `WaitForTaskToken`, `Ok`
+    /// means the work was handed off and the task now waits for a callback with the token.
+    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure>;
+}
+
+/// One invocation of a task handler.
+#[derive(Debug, Clone)]
+pub struct TaskCall {
+    /// The resource as written in the definition, with any integration-pattern suffix.
+    pub resource: String,
+    pub pattern: IntegrationPattern,
+    /// The effective input: the state input after InputPath and Parameters.
+    pub parameters: Value,
+    pub task_token: Option<String>,
+    pub execution_arn: String,
+    pub state_name: String,
+}
+
+/// A failed task: `error` is the name Retry/Catch match.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{error}: {cause}")]
+pub struct TaskFailure {
+    pub error: String,
+    pub cause: String,
+}
+
+impl TaskFailure {
+    pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            cause: cause.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionStatus {
+    pub fn is_terminal(self) -> bool {
+        self != ExecutionStatus::Running
+    }
+
+    /// The AWS spelling: `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Aborted => "ABORTED",
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `DescribeExecution` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDescription {
+    pub execution_arn: String,
+    pub state_machine_arn: String,
+    pub name: String,
+    pub status: ExecutionStatus,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start_date: DateTime<Utc>,
+    pub stop_date: Option<DateTime<Utc>>,
+}
+
+/// Lifecycle notifications for progress displays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionEvent {
+    Started {
+        arn: String,
+    },
+    Finished {
+        arn: String,
+        status: ExecutionStatus,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StartError {
+    #[error("state machine does not exist: {0}")]
+    StateMachineDoesNotExist(String),
+    #[error("execution already exists: {0} (names must be unique per state machine)")]
+    ExecutionAlreadyExists(String),
+    #[error(
+        "invalid execution name {0:?}: use 1 to 80 characters without whitespace or any of <>{{}}[]?*\"#%\\^|~`$&,;:/"
+    )]
+    InvalidName(String),
+    #[error("invalid execution input: {0}")]
+    InvalidInput(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CallbackError {
+    /// Malformed token: `"invalid token: ..."`.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// Well-formed, but this engine never issued it.
+    #[error("{0}")]
+    TaskDoesNotExist(String),
+    /// The task already finished or timed out: a late or repeated callback.
+    #[error("{0}")]
+    TaskTimedOut(String),
+    #[error("{0}")]
+    InvalidOutput(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StopError {
+    #[error("execution does not exist: {0}")]
+    ExecutionDoesNotExist(String),
+}
+
+/// A loaded state machine.
+#[derive(Debug)]
+pub(crate) struct MachineRecord {
+    pub(crate) arn: String,
+    pub(crate) name: String,
+    pub(crate) definition: Arc<StateMachine>,
+}
+
+/// The mutable state of one execution: its description and its history so far.
+#[derive(Debug)]
+pub struct ExecutionRecord {
+    pub description: ExecutionDescription,
+    pub history: Vec<HistoryEvent>,
+}
+
+/// Shared handle on a running or finished execution.
+#[derive(Debug)]
+pub(crate) struct ExecutionHandle {
+    // A std Mutex: updates are short and never held across an await.
+    pub(crate) record: Mutex<ExecutionRecord>,
+    // watch: any number of waiters see the latest status, including after it became final.
+    pub(crate) status: watch::Sender<ExecutionStatus>,
+    pub(crate) abort: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl ExecutionHandle {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ExecutionRecord> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends an event to the history.
+    pub(crate) fn record(&self, timestamp: DateTime<Utc>, details: EventDetails) {
+        let mut record = self.lock();
+        let id = record.history.len() as u64 + 1;
+        record.history.push(HistoryEvent {
+            id,
+            previous_event_id: id - 1,
+            timestamp,
+            details,
+        });
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: EngineConfig,
+    pub(crate) clock: Clock,
+    // RwLock: handlers and machines are read on every task/start and written rarely.
+    pub(crate) handlers: RwLock<HashMap<String, Arc<dyn TaskHandler>>>,
+    pub(crate) machines: RwLock<HashMap<String, Arc<MachineRecord>>>,
+    pub(crate) executions: Mutex<HashMap<String, Arc<ExecutionHandle>>>,
+    pub(crate) tokens: Arc<TokenRegistry>,
+    pub(crate) events: broadcast::Sender<ExecutionEvent>,
+}
+
+impl Inner {
+    pub(crate) fn handler(&self, base_resource: &str) -> Option<Arc<dyn TaskHandler>> {
+        read(&self.handlers).get(base_resource).cloned()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The local Step Functions engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Arc<Engine> {
+        let (events, _) = broadcast::channel(1024);
+        Arc::new(Engine {
+            inner: Arc::new(Inner {
+                clock: Clock::new(config.time_scale),
+                config,
+                handlers: RwLock::default(),
+                machines: RwLock::default(),
+                executions: Mutex::default(),
+                tokens: Arc::default(),
+                events,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Registers the handler for a resource ARN without integration-pattern suffix, e.g.
+    /// `arn:aws:states:::lambda:invoke`. A later registration for the same resource replaces
+    /// the earlier one.
+    pub fn register(&self, resource_prefix: &str, handler: Arc<dyn TaskHandler>) {
+        write(&self.inner.handlers).insert(resource_prefix.to_string(), handler);
+    }
+
+    /// Loads a state machine: substitutes `${Key}` placeholders, parses and validates the
+    /// definition, and checks that every Task resource has a handler. Creating a machine with
+    /// an existing name replaces its definition for new executions (running ones keep theirs).
+    pub fn create_state_machine(
+        &self,
+        name: &str,
+        definition_json: &str,
+        substitutions: &HashMap<String, String>,
+    ) -> Result<String, LoadError> {
+        if !valid_name(name) {
+            return Err(LoadError::InvalidName(name.to_string()));
+        }
+        let mut value: Value =
+            serde_json::from_str(definition_json).map_err(|e| LoadError::Json(e.to_string()))?;
+        definition::substitute(&mut value, substitutions).map_err(LoadError::Invalid)?;
+        let known = |resource: &str| self.inner.handler(resource).is_some();
+        let machine = definition::parse_definition(&value, &known).map_err(LoadError::Invalid)?;
+        let arn = format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.inner.config.region, self.inner.config.account
+        );
+        let record = MachineRecord {
+            arn: arn.clone(),
+            name: name.to_string(),
+            definition: Arc::new(machine),
+        };
+        write(&self.inner.machines).insert(arn.clone(), Arc::new(record));
+        info!(state_machine = %arn, "state machine created");
+        Ok(arn)
+    }
+
+    /// Starts an execution. Like AWS, starting again with the same name and input while the
+    /// first is still running returns the same execution.
+    pub async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: Value,
+    ) -> Result<String, StartError> {
+        let machine = read(&self.inner.machines)
+            .get(state_machine_arn)
+            .cloned()
+            .ok_or_else(|| StartError::StateMachineDoesNotExist(state_machine_arn.to_string()))?;
+        let name = match name {
+            Some(n) if valid_execution_name(n) => n.to_string(),
+            Some(n) => return Err(StartError::InvalidName(n.to_string())),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let size = input.to_string().len();
+        if size > MAX_PAYLOAD_BYTES {
+            return Err(StartError::InvalidInput(format!(
+                "input has {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
+            )));
+        }
+        let arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:{name}",
+            self.inner.config.region, self.inner.config.account, machine.name
+        );
+        let handle = {
+            let mut executions = lock(&self.inner.executions);
+            if let Some(existing) = executions.get(&arn) {
+                let record = existing.lock();
+                let same = record.description.input == input
+                    && record.description.status == ExecutionStatus::Running;
+                return if same {
+                    Ok(arn)
+                } else {
+                    Err(StartError::ExecutionAlreadyExists(arn))
+                };
+            }
+            let handle = Arc::new(self.new_handle(&arn, &machine, &name, input));
+            executions.insert(arn.clone(), Arc::clone(&handle));
+            handle
+        };
+        Execution::spawn(Arc::clone(&self.inner), handle, machine);
+        Ok(arn)
+    }
+
+    fn new_handle(
+        &self,
+        arn: &str,
+        machine: &MachineRecord,
+        name: &str,
+        input: Value,
+    ) -> ExecutionHandle {
+        let description = ExecutionDescription {
+            execution_arn: arn.to_string(),
+            state_machine_arn: machine.arn.clone(),
+            name: name.to_string(),
+            status: ExecutionStatus::Running,
+            input,
+            output: None,
+            error: None,
+            cause: None,
+            start_date: self.inner.clock.now(),
+            stop_date: None,
+        };
+        ExecutionHandle {
+            record: Mutex::new(ExecutionRecord {
+                description,
+                history: Vec::new(),
+            }),
+            status: watch::channel(ExecutionStatus::Running).0,
+            abort: Mutex::new(None),
+        }
+    }
+
+    pub fn send_task_success(&self, token: &str, output: Value) -> Result<(), CallbackError> {
+        let size = output.to_string().len();
+        if size > MAX_PAYLOAD_BYTES {
+            return Err(CallbackError::InvalidOutput(format!(
+                "invalid output: {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
+            )));
+        }
+        self.inner.tokens.deliver(token, Callback::Success(output))
+    }
+
+    pub fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), CallbackError> {
+        let callback = Callback::Failure {
+            error: error.to_string(),
+            cause: cause.to_string(),
+        };
+        self.inner.tokens.deliver(token, callback)
+    }
+
+    pub fn send_task_heartbeat(&self, token: &str) -> Result<(), CallbackError> {
+        self.inner.tokens.deliver(token, Callback::Heartbeat)
+    }
+
+    /// Stops a running execution (status `ABORTED`); its waiting tasks' tokens become late.
+    pub fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), StopError> {
+        let handle = self
+            .execution(execution_arn)
+            .ok_or_else(|| StopError::ExecutionDoesNotExist(execution_arn.to_string()))?;
+        Execution::abort(&self.inner, &handle, error, cause);
+        Ok(())
+    }
+
+    fn execution(&self, arn: &str) -> Option<Arc<ExecutionHandle>> {
+        lock(&self.inner.executions).get(arn).cloned()
+    }
+
+    pub fn describe_execution(&self, execution_arn: &str) -> Option<ExecutionDescription> {
+        Some(self.execution(execution_arn)?.lock().description.clone())
+    }
+
+    /// Resolves once the execution has reached a terminal status.
+    pub async fn wait_for_execution(&self, execution_arn: &str) -> Option<ExecutionDescription> {
+        let handle = self.execution(execution_arn)?;
+        let mut status = handle.status.subscribe();
+        // The sender lives in `handle`, so waiting cannot fail while we hold it.
+        let _ = status.wait_for(|s| s.is_terminal()).await;
+        let description = handle.lock().description.clone();
+        Some(description)
+    }
+
+    pub fn history(&self, execution_arn: &str) -> Option<Vec<HistoryEvent>> {
+        Some(self.execution(execution_arn)?.lock().history.clone())
+    }
+
+    /// Executions of a state machine, newest first.
+    pub fn list_executions(&self, state_machine_arn: &str) -> Vec<ExecutionDescription> {
+        let mut list: Vec<_> = lock(&self.inner.executions)
+            .values()
+            .map(|h| h.lock().description.clone())
+            .filter(|d| d.state_machine_arn == state_machine_arn)
+            .collect();
+        list.sort_by_key(|d| std::cmp::Reverse(d.start_date));
+        list
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ExecutionEvent> {
+        self.inner.events.subscribe()
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=80).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_execution_name(name: &str) -> bool {
+    const FORBIDDEN: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
+    (1..=80).contains(&name.chars().count())
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_names_follow_aws_rules() {
+        assert!(valid_execution_name("upgrade-42_a.b"));
+        assert!(!valid_execution_name(""));
+        assert!(!valid_execution_name("has space"));
+        assert!(!valid_execution_name("a/b"));
+        assert!(!valid_execution_name(&"x".repeat(81)));
+    }
+
+    #[test]
+    fn state_machine_names_are_checked() {
+        assert!(valid_name("FirmwareUpgrade-v2"));
+        assert!(!valid_name("bad name"));
+    }
+}

@@ -1,5 +1,5 @@
 //! The controller's MQTT connection to the embedded broker: it receives every agent's Records
-//! on `usp/v1/controller/+` (the local counterpart of the IoT rule that routes them to the
+//! on `usp/v1/controller/#` (the local counterpart of the IoT rule that routes them to the
 //! device-message handler) and publishes Records to agents.
 
 use std::collections::HashMap;
@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 use wme_workflow::ports::{AgentAddress, DeviceChannel, Outbound, PortError};
 
-/// The filter the controller subscribes to.
-pub const CONTROLLER_FILTER: &str = "usp/v1/controller/+";
+/// The filter the controller subscribes to: every agent's controller topic, with or without the
+/// `/reply-to=` suffix MQTT 3.1.1 agents may add.
+pub const CONTROLLER_FILTER: &str = "usp/v1/controller/#";
 
 /// A message an agent published.
 #[derive(Debug, Clone)]
@@ -114,6 +115,10 @@ async fn run(
             }
             Ok(Event::Incoming(Packet::Disconnect(_))) => {
                 warn!("broker disconnected the controller");
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                debug!("controller disconnected");
+                return;
             }
             Ok(_) => {}
             Err(rumqttc::v5::ConnectionError::RequestsDone) => return,

@@ -21,9 +21,11 @@ pub fn controller_topic(thing_name: &str) -> String {
     format!("{CONTROLLER_TOPIC_PREFIX}{thing_name}")
 }
 
-/// The thing a controller topic belongs to, or `None` when the topic is not one.
+/// The thing a controller topic belongs to, or `None` when the topic is not one. A 3.1.1
+/// `/reply-to=` suffix is allowed and ignored.
 pub fn thing_from_controller_topic(topic: &str) -> Option<&str> {
-    let thing = topic.strip_prefix(CONTROLLER_TOPIC_PREFIX)?;
+    let (base, _reply_to) = wme_usp::split_reply_to(topic);
+    let thing = base.strip_prefix(CONTROLLER_TOPIC_PREFIX)?;
     (!thing.is_empty() && !thing.contains('/')).then_some(thing)
 }
 
@@ -316,5 +318,9 @@ mod tests {
         assert_eq!(thing_from_controller_topic("usp/v1/controller/a/b"), None);
         assert_eq!(thing_from_controller_topic("usp/v1/controller/"), None);
         assert_eq!(thing_from_controller_topic("other/sim-0001"), None);
+        assert_eq!(
+            thing_from_controller_topic("usp/v1/controller/sim-0001/reply-to=usp%2Fv1%2Fagent%2Fsim-0001"),
+            Some("sim-0001")
+        );
     }
 }

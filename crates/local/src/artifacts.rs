@@ -56,7 +56,9 @@ pub struct Artifacts {
 
 impl std::fmt::Debug for Artifacts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Artifacts").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("Artifacts")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,7 +78,10 @@ impl Artifacts {
     pub fn put_image(&self, version: &str, bytes: Bytes) {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         info!(version = %version, size = bytes.len(), sha256 = %sha256, "firmware image stored");
-        self.images.write().expect("images lock").insert(version.into(), Stored { bytes, sha256 });
+        self.images
+            .write()
+            .expect("images lock")
+            .insert(version.into(), Stored { bytes, sha256 });
     }
 
     fn url(&self, version: &str) -> String {
@@ -117,8 +122,12 @@ pub async fn serve(
     artifacts: Arc<Artifacts>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new().route("/firmware/{file}", get(download)).with_state(artifacts);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let app = Router::new()
+        .route("/firmware/{file}", get(download))
+        .with_state(artifacts);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn download(
@@ -128,7 +137,10 @@ async fn download(
 ) -> Response {
     if !artifacts.authorized(&headers) {
         debug!(file = %file, "download refused: bad or missing credentials");
-        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"wme\"")])
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"wme\"")],
+        )
             .into_response();
     }
     let version = file.strip_suffix(".bin").unwrap_or("");
@@ -136,12 +148,19 @@ async fn download(
     match images.get(version) {
         Some(stored) => {
             debug!(file = %file, "firmware download");
-            ([(header::CONTENT_TYPE, "application/octet-stream")], stored.bytes.clone())
+            (
+                [(header::CONTENT_TYPE, "application/octet-stream")],
+                stored.bytes.clone(),
+            )
                 .into_response()
         }
         None => {
             debug!(file = %file, "firmware download: not found");
-            (StatusCode::NOT_FOUND, format!("no firmware image `{file}`\n")).into_response()
+            (
+                StatusCode::NOT_FOUND,
+                format!("no firmware image `{file}`\n"),
+            )
+                .into_response()
         }
     }
 }
@@ -165,11 +184,17 @@ mod tests {
         let image = artifacts.firmware_image("1.2.3").await.unwrap();
         assert_eq!(image.url, "http://127.0.0.1:8080/firmware/1.2.3.bin");
         assert_eq!(image.size, 100);
-        assert_eq!(image.sha256, hex::encode(Sha256::digest(make_image("1.2.3", 100))));
+        assert_eq!(
+            image.sha256,
+            hex::encode(Sha256::digest(make_image("1.2.3", 100)))
+        );
         assert!(!format!("{image:?}").contains(&artifacts.password));
         assert_eq!(
             artifacts.firmware_image("9.9.9").await.unwrap_err(),
-            PortError::NotFound { kind: "firmware image", name: "9.9.9".into() }
+            PortError::NotFound {
+                kind: "firmware image",
+                name: "9.9.9".into()
+            }
         );
     }
 }

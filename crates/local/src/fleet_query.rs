@@ -76,7 +76,9 @@ pub enum QueryError {
     #[error("fleet-index query `{0}` ends unexpectedly")]
     UnexpectedEnd(String),
     /// A field this registry does not index.
-    #[error("fleet-index field `{field}` is not supported here; supported: thingName, attributes.NAME, connectivity.connected")]
+    #[error(
+        "fleet-index field `{field}` is not supported here; supported: thingName, attributes.NAME, connectivity.connected"
+    )]
     UnsupportedField {
         /// The field.
         field: String,
@@ -98,7 +100,11 @@ impl Query {
         if tokens.is_empty() {
             return Err(QueryError::Empty);
         }
-        let mut parser = Parser { text, tokens, at: 0 };
+        let mut parser = Parser {
+            text,
+            tokens,
+            at: 0,
+        };
         let query = parser.or()?;
         match parser.tokens.get(parser.at) {
             None => Ok(query),
@@ -110,7 +116,9 @@ impl Query {
     pub fn matches(&self, thing: &impl Indexed) -> bool {
         match self {
             Query::Term(Term::ThingName(p)) => p.matches(thing.thing_name()),
-            Query::Term(Term::Attribute(name, p)) => thing.attribute(name).is_some_and(|v| p.matches(v)),
+            Query::Term(Term::Attribute(name, p)) => {
+                thing.attribute(name).is_some_and(|v| p.matches(v))
+            }
             Query::Term(Term::Connected(want)) => thing.connected() == *want,
             Query::And(a, b) => a.matches(thing) && b.matches(thing),
             Query::Or(a, b) => a.matches(thing) || b.matches(thing),
@@ -165,12 +173,19 @@ fn tokenize(text: &str) -> Result<Vec<Spanned>, QueryError> {
         }
         if c == b'(' || c == b')' {
             let token = if c == b'(' { Token::Open } else { Token::Close };
-            tokens.push(Spanned { token, position: i, text: (c as char).to_string() });
+            tokens.push(Spanned {
+                token,
+                position: i,
+                text: (c as char).to_string(),
+            });
             i += 1;
             continue;
         }
         let start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !matches!(bytes[i], b'(' | b')' | b':') {
+        while i < bytes.len()
+            && !bytes[i].is_ascii_whitespace()
+            && !matches!(bytes[i], b'(' | b')' | b':')
+        {
             i += 1;
         }
         let word = &text[start..i];
@@ -182,7 +197,10 @@ fn tokenize(text: &str) -> Result<Vec<Spanned>, QueryError> {
             let (value, end) = read_value(text, i)?;
             i = end;
             tokens.push(Spanned {
-                token: Token::Term { field: word.to_string(), value },
+                token: Token::Term {
+                    field: word.to_string(),
+                    value,
+                },
                 position: start,
                 text: text[start..i].to_string(),
             });
@@ -200,7 +218,11 @@ fn tokenize(text: &str) -> Result<Vec<Spanned>, QueryError> {
                 });
             }
         };
-        tokens.push(Spanned { token, position: start, text: word.to_string() });
+        tokens.push(Spanned {
+            token,
+            position: start,
+            text: word.to_string(),
+        });
     }
     Ok(tokens)
 }
@@ -215,7 +237,10 @@ fn read_value(text: &str, start: usize) -> Result<(String, usize), QueryError> {
         return Ok((text[start + 1..end].to_string(), end + 1));
     }
     let mut end = start;
-    while end < bytes.len() && !bytes[end].is_ascii_whitespace() && !matches!(bytes[end], b'(' | b')') {
+    while end < bytes.len()
+        && !bytes[end].is_ascii_whitespace()
+        && !matches!(bytes[end], b'(' | b')')
+    {
         end += 1;
     }
     if end == start {
@@ -291,7 +316,10 @@ fn term(field: &str, value: &str) -> Result<Term, QueryError> {
     let pattern = || match value.strip_suffix('*') {
         Some(prefix) if !prefix.contains('*') => Ok(Pattern::Prefix(prefix.to_string())),
         None if !value.contains('*') => Ok(Pattern::Exact(value.to_string())),
-        _ => Err(QueryError::BadValue { field: field.into(), value: value.into() }),
+        _ => Err(QueryError::BadValue {
+            field: field.into(),
+            value: value.into(),
+        }),
     };
     if field == "thingName" {
         return pattern().map(Term::ThingName);
@@ -303,10 +331,15 @@ fn term(field: &str, value: &str) -> Result<Term, QueryError> {
         return match value {
             "true" => Ok(Term::Connected(true)),
             "false" => Ok(Term::Connected(false)),
-            _ => Err(QueryError::BadValue { field: field.into(), value: value.into() }),
+            _ => Err(QueryError::BadValue {
+                field: field.into(),
+                value: value.into(),
+            }),
         };
     }
-    Err(QueryError::UnsupportedField { field: field.into() })
+    Err(QueryError::UnsupportedField {
+        field: field.into(),
+    })
 }
 
 #[cfg(test)]
@@ -333,7 +366,11 @@ mod tests {
     }
 
     fn thing(name: &'static str, version: &'static str, connected: bool) -> T {
-        T { name, attrs: HashMap::from([("firmwareVersion", version)]), connected }
+        T {
+            name,
+            attrs: HashMap::from([("firmwareVersion", version)]),
+            connected,
+        }
     }
 
     #[test]
@@ -355,14 +392,28 @@ mod tests {
 
     #[test]
     fn exact_thing_name_is_recognised_for_lookup() {
-        assert_eq!(Query::parse("thingName:sim-0001").unwrap().exact_thing_name(), Some("sim-0001"));
-        assert_eq!(Query::parse("thingName:sim-*").unwrap().exact_thing_name(), None);
+        assert_eq!(
+            Query::parse("thingName:sim-0001")
+                .unwrap()
+                .exact_thing_name(),
+            Some("sim-0001")
+        );
+        assert_eq!(
+            Query::parse("thingName:sim-*").unwrap().exact_thing_name(),
+            None
+        );
     }
 
     #[test]
     fn quoted_values_may_hold_spaces() {
         let q = Query::parse("attributes.site:\"hall 2\"").unwrap();
-        assert_eq!(q, Query::Term(Term::Attribute("site".into(), Pattern::Exact("hall 2".into()))));
+        assert_eq!(
+            q,
+            Query::Term(Term::Attribute(
+                "site".into(),
+                Pattern::Exact("hall 2".into())
+            ))
+        );
     }
 
     #[test]
@@ -374,14 +425,26 @@ mod tests {
         );
         assert_eq!(
             Query::parse("connectivity.connected:yes").unwrap_err(),
-            QueryError::BadValue { field: "connectivity.connected".into(), value: "yes".into() }
+            QueryError::BadValue {
+                field: "connectivity.connected".into(),
+                value: "yes".into()
+            }
         );
-        assert!(matches!(Query::parse("thingName:a AND").unwrap_err(), QueryError::UnexpectedEnd(_)));
+        assert!(matches!(
+            Query::parse("thingName:a AND").unwrap_err(),
+            QueryError::UnexpectedEnd(_)
+        ));
         assert!(matches!(
             Query::parse("thingName:a thingName:b").unwrap_err(),
             QueryError::Unexpected { position: 12, .. }
         ));
-        assert!(matches!(Query::parse("(thingName:a").unwrap_err(), QueryError::UnexpectedEnd(_)));
-        assert!(matches!(Query::parse("firmware").unwrap_err(), QueryError::Unexpected { .. }));
+        assert!(matches!(
+            Query::parse("(thingName:a").unwrap_err(),
+            QueryError::UnexpectedEnd(_)
+        ));
+        assert!(matches!(
+            Query::parse("firmware").unwrap_err(),
+            QueryError::Unexpected { .. }
+        ));
     }
 }

@@ -32,8 +32,13 @@ pub mod names {
     /// Handles a device's USP Record (invoked by the rule).
     pub const HANDLE_DEVICE_MESSAGE: &str = "HandleDeviceMessage";
     /// All functions.
-    pub const ALL: [&str; 5] =
-        [CREATE_JOB, SEND_USP_COMMAND, AWAIT_DEVICE_EVENT, UPDATE_JOB_EXECUTION, HANDLE_DEVICE_MESSAGE];
+    pub const ALL: [&str; 5] = [
+        CREATE_JOB,
+        SEND_USP_COMMAND,
+        AWAIT_DEVICE_EVENT,
+        UPDATE_JOB_EXECUTION,
+        HANDLE_DEVICE_MESSAGE,
+    ];
 }
 
 /// A function's failure, as Lambda reports it: an error type and a message.
@@ -48,11 +53,17 @@ pub struct FunctionError {
 
 impl FunctionError {
     fn from_error(error: &(impl ErrorName + std::fmt::Display)) -> Self {
-        Self { error_type: error.error_name().into(), message: error.to_string() }
+        Self {
+            error_type: error.error_name().into(),
+            message: error.to_string(),
+        }
     }
 
     fn invalid_input(message: String) -> Self {
-        Self { error_type: "InvalidInput".into(), message }
+        Self {
+            error_type: "InvalidInput".into(),
+            message,
+        }
     }
 }
 
@@ -74,7 +85,9 @@ pub struct Functions {
 
 impl std::fmt::Debug for Functions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Functions").field("controller", &self.controller).finish_non_exhaustive()
+        f.debug_struct("Functions")
+            .field("controller", &self.controller)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,7 +129,10 @@ impl Functions {
             }
             other => Err(FunctionError {
                 error_type: "Lambda.ResourceNotFoundException".into(),
-                message: format!("function `{other}` not found; known: {}", names::ALL.join(", ")),
+                message: format!(
+                    "function `{other}` not found; known: {}",
+                    names::ALL.join(", ")
+                ),
             }),
         }
     }

@@ -31,7 +31,10 @@ pub struct LambdaInvoke {
 }
 
 fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
-    TaskFailure { error: error.into(), cause: cause.into() }
+    TaskFailure {
+        error: error.into(),
+        cause: cause.into(),
+    }
 }
 
 /// The function name in a `FunctionName` parameter: a name, a partial or a full ARN, with or
@@ -49,12 +52,21 @@ impl TaskHandler for LambdaInvoke {
         let Some(name) = call.parameters.get("FunctionName").and_then(Value::as_str) else {
             return Err(failure(
                 "States.Runtime",
-                format!("state `{}`: lambda:invoke needs a string FunctionName", call.state_name),
+                format!(
+                    "state `{}`: lambda:invoke needs a string FunctionName",
+                    call.state_name
+                ),
             ));
         };
-        let payload = call.parameters.get("Payload").cloned().unwrap_or_else(|| json!({}));
+        let payload = call
+            .parameters
+            .get("Payload")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         match self.functions.invoke(function_name(name), payload).await {
-            Ok(output) => Ok(json!({"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200})),
+            Ok(output) => {
+                Ok(json!({"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}))
+            }
             Err(e) => {
                 let cause = json!({"errorType": e.error_type, "errorMessage": e.message});
                 Err(failure(&e.error_type, cause.to_string()))
@@ -72,19 +84,29 @@ pub struct IotRegistry {
 #[async_trait]
 impl TaskHandler for IotRegistry {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
-        let base = call.resource.split(".waitForTaskToken").next().unwrap_or(&call.resource);
+        let base = call
+            .resource
+            .split(".waitForTaskToken")
+            .next()
+            .unwrap_or(&call.resource);
         match base {
             IOT_SEARCH_INDEX => self.search_index(&call.parameters),
             IOT_DESCRIBE_THING => self.describe_thing(&call.parameters),
             IOT_UPDATE_THING => self.update_thing(&call.parameters),
-            other => Err(failure("States.Runtime", format!("unsupported resource `{other}`"))),
+            other => Err(failure(
+                "States.Runtime",
+                format!("unsupported resource `{other}`"),
+            )),
         }
     }
 }
 
 impl IotRegistry {
     fn search_index(&self, params: &Value) -> Result<Value, TaskFailure> {
-        let index = params.get("IndexName").and_then(Value::as_str).unwrap_or("AWS_Things");
+        let index = params
+            .get("IndexName")
+            .and_then(Value::as_str)
+            .unwrap_or("AWS_Things");
         if index != "AWS_Things" {
             return Err(failure(
                 "Iot.ResourceNotFoundException",
@@ -92,7 +114,10 @@ impl IotRegistry {
             ));
         }
         let query = required_str(params, "QueryString")?;
-        let max = params.get("MaxResults").and_then(Value::as_u64).unwrap_or(500) as usize;
+        let max = params
+            .get("MaxResults")
+            .and_then(Value::as_u64)
+            .unwrap_or(500) as usize;
         let things = self.registry.search(query, max).map_err(|e| match e {
             RegistryError::InvalidQuery(QueryError::UnsupportedField { .. }) => {
                 failure("Iot.InvalidQueryException", e.to_string())
@@ -118,8 +143,16 @@ impl IotRegistry {
         let attributes = params
             .pointer("/AttributePayload/Attributes")
             .and_then(Value::as_object)
-            .ok_or_else(|| failure("Iot.InvalidRequestException", "AttributePayload.Attributes is required"))?;
-        let merge = params.pointer("/AttributePayload/Merge").and_then(Value::as_bool).unwrap_or(false);
+            .ok_or_else(|| {
+                failure(
+                    "Iot.InvalidRequestException",
+                    "AttributePayload.Attributes is required",
+                )
+            })?;
+        let merge = params
+            .pointer("/AttributePayload/Merge")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if !merge {
             return Err(failure(
                 "Iot.InvalidRequestException",
@@ -136,14 +169,19 @@ impl IotRegistry {
             };
             values.insert(key.clone(), text.to_string());
         }
-        self.registry.merge_attributes(name, &values).map_err(not_found)?;
+        self.registry
+            .merge_attributes(name, &values)
+            .map_err(not_found)?;
         Ok(json!({}))
     }
 }
 
 fn required_str<'a>(params: &'a Value, field: &str) -> Result<&'a str, TaskFailure> {
     params.get(field).and_then(Value::as_str).ok_or_else(|| {
-        failure("Iot.InvalidRequestException", format!("`{field}` is required and must be a string"))
+        failure(
+            "Iot.InvalidRequestException",
+            format!("`{field}` is required and must be a string"),
+        )
     })
 }
 
@@ -169,7 +207,9 @@ fn callback_error(e: wme_asl::CallbackError) -> CallbackError {
 #[async_trait]
 impl TaskCallbacks for EngineCallbacks {
     async fn send_task_success(&self, token: &str, output: Value) -> Result<(), CallbackError> {
-        self.engine.send_task_success(token, output).map_err(callback_error)
+        self.engine
+            .send_task_success(token, output)
+            .map_err(callback_error)
     }
 
     async fn send_task_failure(
@@ -178,11 +218,15 @@ impl TaskCallbacks for EngineCallbacks {
         error: &str,
         cause: &str,
     ) -> Result<(), CallbackError> {
-        self.engine.send_task_failure(token, error, cause).map_err(callback_error)
+        self.engine
+            .send_task_failure(token, error, cause)
+            .map_err(callback_error)
     }
 
     async fn send_task_heartbeat(&self, token: &str) -> Result<(), CallbackError> {
-        self.engine.send_task_heartbeat(token).map_err(callback_error)
+        self.engine
+            .send_task_heartbeat(token)
+            .map_err(callback_error)
     }
 }
 
@@ -193,7 +237,13 @@ mod tests {
     #[test]
     fn function_name_accepts_names_and_arns() {
         assert_eq!(function_name("SendUspCommand"), "SendUspCommand");
-        assert_eq!(function_name("arn:aws:lambda:local:000000000000:function:SendUspCommand"), "SendUspCommand");
-        assert_eq!(function_name("arn:aws:lambda:local:000000000000:function:SendUspCommand:$LATEST"), "SendUspCommand");
+        assert_eq!(
+            function_name("arn:aws:lambda:local:000000000000:function:SendUspCommand"),
+            "SendUspCommand"
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:local:000000000000:function:SendUspCommand:$LATEST"),
+            "SendUspCommand"
+        );
     }
 }

@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use wme_workflow::JobExecutionStatus;
 use wme_workflow::model::TargetArn;
-use wme_workflow::ports::{
-    JobCreated, JobExecutionUpdate, JobTemplate, Jobs, NewJob, PortError,
-};
+use wme_workflow::ports::{JobCreated, JobExecutionUpdate, JobTemplate, Jobs, NewJob, PortError};
 
 use crate::registry::Registry;
 
@@ -67,7 +65,6 @@ pub struct JobSummary {
     pub total: usize,
 }
 
-
 #[derive(Debug)]
 struct Job {
     executions: HashMap<String, JobExecution>,
@@ -115,11 +112,18 @@ impl LocalJobs {
     pub fn put_job_template(&self, id: &str, document: Value, description: &str) {
         let template = JobTemplate {
             id: id.into(),
-            arn: format!("arn:aws:iot:{}:{}:jobtemplate/{id}", self.region, self.account),
+            arn: format!(
+                "arn:aws:iot:{}:{}:jobtemplate/{id}",
+                self.region, self.account
+            ),
             document,
             description: description.into(),
         };
-        self.inner.lock().expect("jobs lock").templates.insert(id.into(), template);
+        self.inner
+            .lock()
+            .expect("jobs lock")
+            .templates
+            .insert(id.into(), template);
     }
 
     /// A receiver that changes whenever an execution changes.
@@ -131,13 +135,29 @@ impl LocalJobs {
     pub fn describe_job(&self, job_id: &str) -> Option<JobSummary> {
         let inner = self.inner.lock().expect("jobs lock");
         let job = inner.jobs.get(job_id)?;
-        let counts: BTreeMap<JobExecutionStatus, usize> =
-            job.counts.iter().filter(|(_, n)| **n > 0).map(|(s, n)| (*s, *n)).collect();
+        let counts: BTreeMap<JobExecutionStatus, usize> = job
+            .counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| (*s, *n))
+            .collect();
         let total = job.executions.len();
-        let terminal: usize =
-            counts.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum();
-        let status = if terminal == total { JobStatus::Completed } else { JobStatus::InProgress };
-        Some(JobSummary { job_id: job_id.into(), status, counts, total })
+        let terminal: usize = counts
+            .iter()
+            .filter(|(s, _)| s.is_terminal())
+            .map(|(_, n)| n)
+            .sum();
+        let status = if terminal == total {
+            JobStatus::Completed
+        } else {
+            JobStatus::InProgress
+        };
+        Some(JobSummary {
+            job_id: job_id.into(),
+            status,
+            counts,
+            total,
+        })
     }
 
     /// One execution.
@@ -163,16 +183,22 @@ impl LocalJobs {
         for target in targets {
             match target {
                 TargetArn::Thing { name, .. } => {
-                    self.registry.describe_thing(name).map_err(|_| PortError::NotFound {
-                        kind: "thing",
-                        name: target.arn().into(),
-                    })?;
+                    self.registry
+                        .describe_thing(name)
+                        .map_err(|_| PortError::NotFound {
+                            kind: "thing",
+                            name: target.arn().into(),
+                        })?;
                     things.push(name.clone());
                 }
                 TargetArn::ThingGroup { name, .. } => {
-                    let members = self.registry.group_members(name).map_err(|_| {
-                        PortError::NotFound { kind: "thing group", name: target.arn().into() }
-                    })?;
+                    let members =
+                        self.registry
+                            .group_members(name)
+                            .map_err(|_| PortError::NotFound {
+                                kind: "thing group",
+                                name: target.arn().into(),
+                            })?;
                     things.extend(members);
                 }
             }
@@ -197,7 +223,11 @@ impl LocalJobs {
                 "jobDocument": document,
             },
         });
-        NotifyNext { thing_name: execution.thing_name.clone(), job_id: job_id.into(), event }
+        NotifyNext {
+            thing_name: execution.thing_name.clone(),
+            job_id: job_id.into(),
+            event,
+        }
     }
 }
 
@@ -205,10 +235,14 @@ impl LocalJobs {
 impl Jobs for LocalJobs {
     async fn job_template(&self, template_id: &str) -> Result<JobTemplate, PortError> {
         let inner = self.inner.lock().expect("jobs lock");
-        inner.templates.get(template_id).cloned().ok_or_else(|| PortError::NotFound {
-            kind: "job template",
-            name: template_id.into(),
-        })
+        inner
+            .templates
+            .get(template_id)
+            .cloned()
+            .ok_or_else(|| PortError::NotFound {
+                kind: "job template",
+                name: template_id.into(),
+            })
     }
 
     async fn create_job(&self, job: NewJob) -> Result<JobCreated, PortError> {
@@ -228,7 +262,10 @@ impl Jobs for LocalJobs {
                 (thing.clone(), execution)
             })
             .collect();
-        let arn = format!("arn:aws:iot:{}:{}:job/{}", self.region, self.account, job.job_id);
+        let arn = format!(
+            "arn:aws:iot:{}:{}:job/{}",
+            self.region, self.account, job.job_id
+        );
         let events: Vec<NotifyNext> = things
             .iter()
             .map(|thing| self.notify_event(&job.job_id, &job.document, &executions[thing]))
@@ -236,7 +273,10 @@ impl Jobs for LocalJobs {
         {
             let mut inner = self.inner.lock().expect("jobs lock");
             if inner.jobs.contains_key(&job.job_id) {
-                return Err(PortError::Conflict(format!("job `{}` already exists", job.job_id)));
+                return Err(PortError::Conflict(format!(
+                    "job `{}` already exists",
+                    job.job_id
+                )));
             }
             let counts = HashMap::from([(JobExecutionStatus::Queued, executions.len())]);
             let stored = Job { executions, counts };
@@ -244,24 +284,34 @@ impl Jobs for LocalJobs {
         }
         for event in events {
             if self.notify_next.send(event).is_err() {
-                return Err(PortError::Unavailable("the notify-next rule is not running".into()));
+                return Err(PortError::Unavailable(
+                    "the notify-next rule is not running".into(),
+                ));
             }
         }
-        Ok(JobCreated { job_id: job.job_id, job_arn: arn })
+        Ok(JobCreated {
+            job_id: job.job_id,
+            job_arn: arn,
+        })
     }
 
     async fn update_job_execution(&self, update: JobExecutionUpdate) -> Result<(), PortError> {
         {
             let mut inner = self.inner.lock().expect("jobs lock");
-            let job = inner.jobs.get_mut(&update.job_id).ok_or_else(|| PortError::NotFound {
-                kind: "job",
-                name: update.job_id.clone(),
-            })?;
-            let execution =
-                job.executions.get_mut(&update.thing_name).ok_or_else(|| PortError::NotFound {
-                    kind: "job execution",
-                    name: format!("{}/{}", update.job_id, update.thing_name),
+            let job = inner
+                .jobs
+                .get_mut(&update.job_id)
+                .ok_or_else(|| PortError::NotFound {
+                    kind: "job",
+                    name: update.job_id.clone(),
                 })?;
+            let execution =
+                job.executions
+                    .get_mut(&update.thing_name)
+                    .ok_or_else(|| PortError::NotFound {
+                        kind: "job execution",
+                        name: format!("{}/{}", update.job_id, update.thing_name),
+                    })?;
             if execution.status.is_terminal() {
                 return Err(PortError::Conflict(format!(
                     "execution of job `{}` on `{}` is already {}",
@@ -283,7 +333,9 @@ impl Jobs for LocalJobs {
 
 impl std::fmt::Debug for LocalJobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalJobs").field("region", &self.region).finish_non_exhaustive()
+        f.debug_struct("LocalJobs")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
     }
 }
 
@@ -304,7 +356,9 @@ mod tests {
             let attrs = BTreeMap::from([("firmwareVersion".to_string(), "1.2.1".to_string())]);
             registry.create_thing(name, attrs).unwrap();
         }
-        registry.create_dynamic_group("g", "attributes.firmwareVersion:1.2.1").unwrap();
+        registry
+            .create_dynamic_group("g", "attributes.firmwareVersion:1.2.1")
+            .unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         (LocalJobs::new(registry, "local", "000000000000", tx), rx)
     }
@@ -332,15 +386,27 @@ mod tests {
     #[tokio::test]
     async fn group_job_queues_one_execution_per_member_and_completes_when_all_are_terminal() {
         let (jobs, mut rx) = setup();
-        jobs.create_job(new_job("arn:aws:iot:local:0:thinggroup/g")).await.unwrap();
+        jobs.create_job(new_job("arn:aws:iot:local:0:thinggroup/g"))
+            .await
+            .unwrap();
         let first = rx.recv().await.unwrap();
         assert_eq!(first.thing_name, "sim-0001");
-        assert_eq!(first.event["execution"]["jobDocument"]["firmwareVersion"], "1.2.3");
+        assert_eq!(
+            first.event["execution"]["jobDocument"]["firmwareVersion"],
+            "1.2.3"
+        );
         assert_eq!(rx.recv().await.unwrap().thing_name, "sim-0002");
 
-        jobs.update_job_execution(update("sim-0001", JobExecutionStatus::Succeeded)).await.unwrap();
-        assert_eq!(jobs.describe_job("j1").unwrap().status, JobStatus::InProgress);
-        jobs.update_job_execution(update("sim-0002", JobExecutionStatus::TimedOut)).await.unwrap();
+        jobs.update_job_execution(update("sim-0001", JobExecutionStatus::Succeeded))
+            .await
+            .unwrap();
+        assert_eq!(
+            jobs.describe_job("j1").unwrap().status,
+            JobStatus::InProgress
+        );
+        jobs.update_job_execution(update("sim-0002", JobExecutionStatus::TimedOut))
+            .await
+            .unwrap();
         let summary = jobs.describe_job("j1").unwrap();
         assert_eq!(summary.status, JobStatus::Completed);
         assert_eq!(summary.count(JobExecutionStatus::TimedOut), 1);
@@ -350,22 +416,35 @@ mod tests {
     #[tokio::test]
     async fn terminal_execution_refuses_further_updates() {
         let (jobs, _rx) = setup();
-        jobs.create_job(new_job("arn:aws:iot:local:0:thing/sim-0001")).await.unwrap();
-        jobs.update_job_execution(update("sim-0001", JobExecutionStatus::Failed)).await.unwrap();
+        jobs.create_job(new_job("arn:aws:iot:local:0:thing/sim-0001"))
+            .await
+            .unwrap();
+        jobs.update_job_execution(update("sim-0001", JobExecutionStatus::Failed))
+            .await
+            .unwrap();
         let err = jobs
             .update_job_execution(update("sim-0001", JobExecutionStatus::Succeeded))
             .await
             .unwrap_err();
-        assert_eq!(err, PortError::Conflict("execution of job `j1` on `sim-0001` is already FAILED".into()));
+        assert_eq!(
+            err,
+            PortError::Conflict("execution of job `j1` on `sim-0001` is already FAILED".into())
+        );
     }
 
     #[tokio::test]
     async fn unknown_group_is_not_found_by_arn() {
         let (jobs, _rx) = setup();
-        let err = jobs.create_job(new_job("arn:aws:iot:local:0:thinggroup/nope")).await.unwrap_err();
+        let err = jobs
+            .create_job(new_job("arn:aws:iot:local:0:thinggroup/nope"))
+            .await
+            .unwrap_err();
         assert_eq!(
             err,
-            PortError::NotFound { kind: "thing group", name: "arn:aws:iot:local:0:thinggroup/nope".into() }
+            PortError::NotFound {
+                kind: "thing group",
+                name: "arn:aws:iot:local:0:thinggroup/nope".into()
+            }
         );
     }
 }

@@ -79,7 +79,10 @@ impl MqttLink {
             }
         }
         info!(broker = %broker, client_id = %client_id, "controller connected");
-        Ok(MqttLink { client, addresses: RwLock::new(HashMap::new()) })
+        Ok(MqttLink {
+            client,
+            addresses: RwLock::new(HashMap::new()),
+        })
     }
 
     /// Disconnects.
@@ -108,7 +111,13 @@ async fn run(
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-                if inbound.send(Inbound { topic, payload: publish.payload }).is_err() {
+                if inbound
+                    .send(Inbound {
+                        topic,
+                        payload: publish.payload,
+                    })
+                    .is_err()
+                {
                     debug!("inbound receiver gone, controller link stops");
                     return;
                 }
@@ -133,16 +142,29 @@ async fn run(
 #[async_trait]
 impl DeviceChannel for MqttLink {
     async fn publish(&self, message: Outbound) -> Result<(), PortError> {
-        let properties =
-            PublishProperties { response_topic: message.response_topic, ..Default::default() };
+        let properties = PublishProperties {
+            response_topic: message.response_topic,
+            ..Default::default()
+        };
         self.client
-            .publish_with_properties(message.topic, QoS::AtLeastOnce, false, message.payload, properties)
+            .publish_with_properties(
+                message.topic,
+                QoS::AtLeastOnce,
+                false,
+                message.payload,
+                properties,
+            )
             .await
             .map_err(|e| PortError::Unavailable(format!("mqtt publish failed: {e}")))
     }
 
     async fn agent_address(&self, thing_name: &str) -> Result<Option<AgentAddress>, PortError> {
-        Ok(self.addresses.read().expect("address lock").get(thing_name).cloned())
+        Ok(self
+            .addresses
+            .read()
+            .expect("address lock")
+            .get(thing_name)
+            .cloned())
     }
 
     async fn remember_agent_address(
@@ -150,7 +172,10 @@ impl DeviceChannel for MqttLink {
         thing_name: &str,
         address: AgentAddress,
     ) -> Result<(), PortError> {
-        self.addresses.write().expect("address lock").insert(thing_name.to_string(), address);
+        self.addresses
+            .write()
+            .expect("address lock")
+            .insert(thing_name.to_string(), address);
         Ok(())
     }
 }

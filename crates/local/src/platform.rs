@@ -110,7 +110,12 @@ pub struct MessageStats {
 
 impl MessageStats {
     fn add(&self, what: &str) {
-        *self.counts.lock().expect("stats lock").entry(what.to_string()).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .expect("stats lock")
+            .entry(what.to_string())
+            .or_default() += 1;
     }
 
     /// A snapshot.
@@ -140,14 +145,16 @@ pub struct LocalPlatform {
     broker: Broker,
     http_addr: SocketAddr,
     link: Arc<MqttLink>,
-    executions: Arc<Mutex<HashMap<(String, String), String>>>,
+    executions: Arc<Mutex<Executions>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for LocalPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalPlatform").field("mqtt", &self.broker.local_addr()).finish_non_exhaustive()
+        f.debug_struct("LocalPlatform")
+            .field("mqtt", &self.broker.local_addr())
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,13 +164,22 @@ impl LocalPlatform {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let broker = Broker::start(config.mqtt_addr, BrokerConfig::default()).await?;
         let registry = Arc::new(Registry::new());
-        let mut tasks = vec![tokio::spawn(track_connectivity(broker.events(), registry.clone()))];
+        let mut tasks = vec![tokio::spawn(track_connectivity(
+            broker.events(),
+            registry.clone(),
+        ))];
 
-        let (artifacts, http_addr, server) = start_file_server(&config, shutdown_rx.clone()).await?;
+        let (artifacts, http_addr, server) =
+            start_file_server(&config, shutdown_rx.clone()).await?;
         tasks.push(server);
 
         let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-        let jobs = Arc::new(LocalJobs::new(registry.clone(), &config.region, &config.account, notify_tx));
+        let jobs = Arc::new(LocalJobs::new(
+            registry.clone(),
+            &config.region,
+            &config.account,
+            notify_tx,
+        ));
         jobs.put_job_template(
             FIRMWARE_UPGRADE_TEMPLATE,
             json!({"operation": "FirmwareUpgrade"}),
@@ -171,7 +187,8 @@ impl LocalPlatform {
         );
         let tokens = Arc::new(LocalTokenStore::new(config.token_ttl));
         let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
-        let link = Arc::new(MqttLink::connect(broker.local_addr(), "wme-controller", inbound_tx).await?);
+        let link =
+            Arc::new(MqttLink::connect(broker.local_addr(), "wme-controller", inbound_tx).await?);
 
         let engine = Engine::new(EngineConfig {
             time_scale: config.time_scale,
@@ -181,23 +198,49 @@ impl LocalPlatform {
         let functions = Arc::new(Functions {
             jobs: jobs.clone(),
             tokens: tokens.clone(),
-            callbacks: Arc::new(EngineCallbacks { engine: engine.clone() }),
+            callbacks: Arc::new(EngineCallbacks {
+                engine: engine.clone(),
+            }),
             link: link.clone(),
             artifacts: artifacts.clone(),
             controller: config.controller.clone(),
         });
-        engine.register(LAMBDA_INVOKE, Arc::new(LambdaInvoke { functions: functions.clone() }));
-        let iot = Arc::new(IotRegistry { registry: registry.clone() });
+        engine.register(
+            LAMBDA_INVOKE,
+            Arc::new(LambdaInvoke {
+                functions: functions.clone(),
+            }),
+        );
+        let iot = Arc::new(IotRegistry {
+            registry: registry.clone(),
+        });
         for resource in [IOT_SEARCH_INDEX, IOT_DESCRIBE_THING, IOT_UPDATE_THING] {
             engine.register(resource, iot.clone());
         }
         let state_machine_arn = engine
-            .create_state_machine("firmware_upgrade", FIRMWARE_UPGRADE_DEFINITION, &substitutions(&config))
-            .map_err(|e| PlatformError::StateMachine { name: "firmware_upgrade".into(), error: e.to_string() })?;
+            .create_state_machine(
+                "firmware_upgrade",
+                FIRMWARE_UPGRADE_DEFINITION,
+                &substitutions(&config),
+            )
+            .map_err(|e| PlatformError::StateMachine {
+                name: "firmware_upgrade".into(),
+                error: e.to_string(),
+            })?;
 
         let message_stats = Arc::new(MessageStats::default());
-        let executions = Arc::new(Mutex::new(HashMap::new()));
-        tasks.push(tokio::spawn(route_device_messages(inbound_rx, functions.clone(), message_stats.clone())));
+        let executions = Arc::new(Mutex::new(Executions::default()));
+        tasks.push(tokio::spawn(route_device_messages(
+            inbound_rx,
+            functions.clone(),
+            message_stats.clone(),
+        )));
+        tasks.push(tokio::spawn(close_abandoned_job_executions(
+            engine.subscribe(),
+            engine.clone(),
+            jobs.clone(),
+            executions.clone(),
+        )));
         tasks.push(tokio::spawn(start_executions(
             notify_rx,
             engine.clone(),
@@ -247,7 +290,10 @@ impl LocalPlatform {
     /// The execution started for `thing_name` in `job_id`.
     pub fn execution_arn(&self, job_id: &str, thing_name: &str) -> Option<String> {
         let executions = self.executions.lock().expect("executions lock");
-        executions.get(&(job_id.to_string(), thing_name.to_string())).cloned()
+        executions
+            .by_device
+            .get(&(job_id.to_string(), thing_name.to_string()))
+            .cloned()
     }
 
     /// Waits until every execution of the job is terminal, or `timeout` passes.
@@ -259,7 +305,10 @@ impl LocalPlatform {
             if summary.status == crate::jobs::JobStatus::Completed {
                 return Some(summary);
             }
-            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
                 return Some(summary);
             }
         }
@@ -280,11 +329,25 @@ impl LocalPlatform {
 /// The values of the definition's `${...}` placeholders, as `template.yaml`'s
 /// DefinitionSubstitutions gives them on AWS.
 pub fn substitutions(config: &PlatformConfig) -> HashMap<String, String> {
-    let arn = |name: &str| format!("arn:aws:lambda:{}:{}:function:{name}", config.region, config.account);
+    let arn = |name: &str| {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            config.region, config.account
+        )
+    };
     HashMap::from([
-        ("SendUspCommandFunctionArn".to_string(), arn(names::SEND_USP_COMMAND)),
-        ("AwaitDeviceEventFunctionArn".to_string(), arn(names::AWAIT_DEVICE_EVENT)),
-        ("UpdateJobExecutionFunctionArn".to_string(), arn(names::UPDATE_JOB_EXECUTION)),
+        (
+            "SendUspCommandFunctionArn".to_string(),
+            arn(names::SEND_USP_COMMAND),
+        ),
+        (
+            "AwaitDeviceEventFunctionArn".to_string(),
+            arn(names::AWAIT_DEVICE_EVENT),
+        ),
+        (
+            "UpdateJobExecutionFunctionArn".to_string(),
+            arn(names::UPDATE_JOB_EXECUTION),
+        ),
     ])
 }
 
@@ -292,10 +355,17 @@ async fn start_file_server(
     config: &PlatformConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(Arc<Artifacts>, SocketAddr, JoinHandle<()>), PlatformError> {
-    let listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|error| PlatformError::Bind { addr: config.http_addr, error })?;
-    let addr = listener.local_addr().map_err(|error| PlatformError::Bind { addr: config.http_addr, error })?;
+    let listener =
+        TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|error| PlatformError::Bind {
+                addr: config.http_addr,
+                error,
+            })?;
+    let addr = listener.local_addr().map_err(|error| PlatformError::Bind {
+        addr: config.http_addr,
+        error,
+    })?;
     let artifacts = Arc::new(Artifacts::new(addr));
     for version in &config.firmware_versions {
         artifacts.put_image(version, make_image(version, config.image_size));
@@ -326,7 +396,10 @@ async fn track_connectivity(
                 registry.set_connected(&client_id, false, Utc::now());
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                warn!(missed, "connectivity events lagged; some connectivity may be stale");
+                warn!(
+                    missed,
+                    "connectivity events lagged; some connectivity may be stale"
+                );
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
@@ -343,7 +416,10 @@ async fn route_device_messages(
         let functions = functions.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
-            match functions.handle_device_message(&message.topic, &message.payload).await {
+            match functions
+                .handle_device_message(&message.topic, &message.payload)
+                .await
+            {
                 Ok(outcome) => {
                     debug!(topic = %message.topic, outcome = ?outcome, "device message handled");
                     stats.add("handled");
@@ -364,31 +440,133 @@ async fn start_executions(
     engine: Arc<Engine>,
     jobs: Arc<LocalJobs>,
     state_machine_arn: String,
-    executions: Arc<Mutex<HashMap<(String, String), String>>>,
+    executions: Arc<Mutex<Executions>>,
 ) {
     while let Some(event) = notify_next.recv().await {
         let name = execution_name(&event.job_id, &event.thing_name);
-        match engine.start_execution(&state_machine_arn, Some(&name), event.event.clone()).await {
+        match engine
+            .start_execution(&state_machine_arn, Some(&name), event.event.clone())
+            .await
+        {
             Ok(arn) => {
                 debug!(device = %event.thing_name, execution = %arn, "execution started");
-                executions.lock().expect("executions lock").insert((event.job_id, event.thing_name), arn);
+                executions.lock().expect("executions lock").insert(
+                    event.job_id,
+                    event.thing_name,
+                    arn,
+                );
             }
             Err(error) => {
                 warn!(device = %event.thing_name, job_id = %event.job_id, error = %error, "execution not started");
-                let update = JobExecutionUpdate {
-                    thing_name: event.thing_name,
-                    job_id: event.job_id,
-                    status: JobExecutionStatus::Failed,
-                    status_details: BTreeMap::from([
-                        ("step".to_string(), "StartExecution".to_string()),
-                        ("reason".to_string(), error.to_string()),
-                    ]),
-                };
-                if let Err(error) = jobs.update_job_execution(update).await {
-                    warn!(error = %error, "job execution not marked failed");
-                }
+                let reason = error.to_string();
+                mark_failed(
+                    &jobs,
+                    &event.job_id,
+                    &event.thing_name,
+                    "StartExecution",
+                    &reason,
+                )
+                .await;
             }
         }
+    }
+}
+
+/// Which execution runs for which device of which job.
+#[derive(Debug, Default)]
+struct Executions {
+    by_device: HashMap<(String, String), String>,
+    by_arn: HashMap<String, (String, String)>,
+}
+
+impl Executions {
+    fn insert(&mut self, job_id: String, thing_name: String, arn: String) {
+        self.by_arn
+            .insert(arn.clone(), (job_id.clone(), thing_name.clone()));
+        self.by_device.insert((job_id, thing_name), arn);
+    }
+}
+
+async fn mark_failed(jobs: &LocalJobs, job_id: &str, thing_name: &str, step: &str, reason: &str) {
+    let update = JobExecutionUpdate {
+        thing_name: thing_name.to_string(),
+        job_id: job_id.to_string(),
+        status: JobExecutionStatus::Failed,
+        status_details: BTreeMap::from([
+            ("step".to_string(), step.to_string()),
+            ("reason".to_string(), reason.to_string()),
+        ]),
+    };
+    if let Err(error) = jobs.update_job_execution(update).await {
+        warn!(device = %thing_name, job_id = %job_id, error = %error, "job execution not marked failed");
+    }
+}
+
+/// An execution can end without recording its device's outcome: a definition error
+/// (`States.Runtime` cannot be caught) or a failing status update. Its job execution would then
+/// stay QUEUED or IN_PROGRESS for ever; this marks it FAILED with the execution's error.
+async fn close_abandoned_job_executions(
+    mut events: tokio::sync::broadcast::Receiver<wme_asl::ExecutionEvent>,
+    engine: Arc<Engine>,
+    jobs: Arc<LocalJobs>,
+    executions: Arc<Mutex<Executions>>,
+) {
+    loop {
+        let arns: Vec<String> = match events.recv().await {
+            Ok(wme_asl::ExecutionEvent::Finished { arn, .. }) => vec![arn],
+            Ok(_) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                debug!(missed, "execution events lagged, checking every execution");
+                executions
+                    .lock()
+                    .expect("executions lock")
+                    .by_arn
+                    .keys()
+                    .cloned()
+                    .collect()
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        for arn in arns {
+            close_if_abandoned(&engine, &jobs, &executions, &arn).await;
+        }
+    }
+}
+
+async fn close_if_abandoned(
+    engine: &Engine,
+    jobs: &LocalJobs,
+    executions: &Mutex<Executions>,
+    arn: &str,
+) {
+    let Some((job_id, thing_name)) = executions
+        .lock()
+        .expect("executions lock")
+        .by_arn
+        .get(arn)
+        .cloned()
+    else {
+        return;
+    };
+    let Some(description) = engine.describe_execution(arn) else {
+        return;
+    };
+    if description.status == wme_asl::ExecutionStatus::Running {
+        return;
+    }
+    let open = jobs
+        .describe_job_execution(&job_id, &thing_name)
+        .is_some_and(|execution| !execution.status.is_terminal());
+    if open {
+        let reason = format!(
+            "execution {} ended {} without recording an outcome: {}: {}",
+            description.name,
+            description.status.as_str(),
+            description.error.as_deref().unwrap_or("-"),
+            description.cause.as_deref().unwrap_or("-"),
+        );
+        warn!(device = %thing_name, job_id = %job_id, reason = %reason, "closing abandoned job execution");
+        mark_failed(jobs, &job_id, &thing_name, "Execution", &reason).await;
     }
 }
 
@@ -413,6 +591,8 @@ pub fn execution_name(job_id: &str, thing_name: &str) -> String {
     if name.len() <= 80 {
         return name;
     }
-    let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).simple().to_string();
+    let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes())
+        .simple()
+        .to_string();
     format!("{}_{}", &name[..71], &digest[..8])
 }

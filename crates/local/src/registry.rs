@@ -52,7 +52,9 @@ impl Thing {
 }
 
 fn fxhash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Why a registry call failed.
@@ -129,8 +131,10 @@ impl Registry {
         attributes: &BTreeMap<String, String>,
     ) -> Result<u64, RegistryError> {
         let mut inner = self.inner.write().expect("registry lock");
-        let thing =
-            inner.things.get_mut(name).ok_or_else(|| RegistryError::ThingNotFound(name.into()))?;
+        let thing = inner
+            .things
+            .get_mut(name)
+            .ok_or_else(|| RegistryError::ThingNotFound(name.into()))?;
         for (key, value) in attributes {
             if value.is_empty() {
                 thing.attributes.remove(key);
@@ -158,7 +162,11 @@ impl Registry {
     /// One thing.
     pub fn describe_thing(&self, name: &str) -> Result<Thing, RegistryError> {
         let inner = self.inner.read().expect("registry lock");
-        inner.things.get(name).cloned().ok_or_else(|| RegistryError::ThingNotFound(name.into()))
+        inner
+            .things
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RegistryError::ThingNotFound(name.into()))
     }
 
     /// Creates a dynamic thing group whose members are the things matching `query`.
@@ -176,8 +184,10 @@ impl Registry {
     /// The current members of a group, sorted by name.
     pub fn group_members(&self, name: &str) -> Result<Vec<String>, RegistryError> {
         let inner = self.inner.read().expect("registry lock");
-        let group =
-            inner.groups.get(name).ok_or_else(|| RegistryError::GroupNotFound(name.into()))?;
+        let group = inner
+            .groups
+            .get(name)
+            .ok_or_else(|| RegistryError::GroupNotFound(name.into()))?;
         let mut members: Vec<String> = inner
             .things
             .values()
@@ -190,7 +200,11 @@ impl Registry {
 
     /// Whether a group exists.
     pub fn group_exists(&self, name: &str) -> bool {
-        self.inner.read().expect("registry lock").groups.contains_key(name)
+        self.inner
+            .read()
+            .expect("registry lock")
+            .groups
+            .contains_key(name)
     }
 
     /// Fleet-index search. `thingName:EXACT` is a lookup; other queries scan the registry.
@@ -200,8 +214,12 @@ impl Registry {
         if let Some(name) = query.exact_thing_name() {
             return Ok(inner.things.get(name).cloned().into_iter().collect());
         }
-        let mut found: Vec<Thing> =
-            inner.things.values().filter(|t| query.matches(*t)).cloned().collect();
+        let mut found: Vec<Thing> = inner
+            .things
+            .values()
+            .filter(|t| query.matches(*t))
+            .cloned()
+            .collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
         found.truncate(max_results);
         Ok(found)
@@ -221,8 +239,14 @@ impl Registry {
 fn check_name(name: &str) -> Result<(), RegistryError> {
     let valid = !name.is_empty()
         && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'));
-    if valid { Ok(()) } else { Err(RegistryError::InvalidName(name.into())) }
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidName(name.into()))
+    }
 }
 
 #[cfg(test)]
@@ -238,9 +262,16 @@ mod tests {
         let registry = Registry::new();
         registry.create_thing("sim-0001", attrs("1.2.1")).unwrap();
         registry.create_thing("sim-0002", attrs("1.2.1")).unwrap();
-        registry.create_dynamic_group("factory", "attributes.firmwareVersion: 1.2.1").unwrap();
-        assert_eq!(registry.group_members("factory").unwrap(), ["sim-0001", "sim-0002"]);
-        registry.merge_attributes("sim-0001", &attrs("1.2.3")).unwrap();
+        registry
+            .create_dynamic_group("factory", "attributes.firmwareVersion: 1.2.1")
+            .unwrap();
+        assert_eq!(
+            registry.group_members("factory").unwrap(),
+            ["sim-0001", "sim-0002"]
+        );
+        registry
+            .merge_attributes("sim-0001", &attrs("1.2.3"))
+            .unwrap();
         assert_eq!(registry.group_members("factory").unwrap(), ["sim-0002"]);
     }
 
@@ -251,8 +282,16 @@ mod tests {
         assert!(registry.set_connected("sim-0001", true, Utc::now()));
         assert!(!registry.set_connected("not-a-thing", true, Utc::now()));
         let found = registry.search("thingName:sim-0001", 10).unwrap();
-        assert_eq!(found[0].search_result()["Connectivity"]["Connected"], json!(true));
-        assert!(registry.search("thingName:sim-0009", 10).unwrap().is_empty());
+        assert_eq!(
+            found[0].search_result()["Connectivity"]["Connected"],
+            json!(true)
+        );
+        assert!(
+            registry
+                .search("thingName:sim-0009", 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -263,7 +302,9 @@ mod tests {
             RegistryError::ThingNotFound("ghost".into())
         );
         assert!(matches!(
-            registry.create_dynamic_group("g", "attributes.x:").unwrap_err(),
+            registry
+                .create_dynamic_group("g", "attributes.x:")
+                .unwrap_err(),
             RegistryError::InvalidQuery(_)
         ));
         assert_eq!(

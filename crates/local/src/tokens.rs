@@ -49,7 +49,10 @@ pub struct LocalTokenStore {
 impl LocalTokenStore {
     /// A table whose entries expire after `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, commands: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            commands: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Drops commands older than the TTL; returns how many.
@@ -90,10 +93,12 @@ impl TokenStore for LocalTokenStore {
                 slots: Default::default(),
             })
         } else {
-            commands.get_mut(&command_id(key)).ok_or_else(|| PortError::NotFound {
-                kind: "command",
-                name: format!("{}/{}", key.thing_name, key.command_key),
-            })?
+            commands
+                .get_mut(&command_id(key))
+                .ok_or_else(|| PortError::NotFound {
+                    kind: "command",
+                    name: format!("{}/{}", key.thing_name, key.command_key),
+                })?
         };
         let slot = &mut command.slots[index(key.kind)];
         if slot.token.is_some() {
@@ -121,9 +126,19 @@ impl TokenStore for LocalTokenStore {
         }
         slot.event = Some(outcome.clone());
         Ok(match &slot.token {
-            Some(token) => EventRecorded::Claimed { token: token.clone() },
+            Some(token) => EventRecorded::Claimed {
+                token: token.clone(),
+            },
             None => EventRecorded::Buffered,
         })
+    }
+
+    async fn release_event(&self, key: &WaitKey) -> Result<(), PortError> {
+        let mut commands = self.commands.lock().expect("token lock");
+        if let Some(command) = commands.get_mut(&command_id(key)) {
+            command.slots[index(key.kind)].event = None;
+        }
+        Ok(())
     }
 
     async fn waiting_tokens(
@@ -135,7 +150,12 @@ impl TokenStore for LocalTokenStore {
         let Some(command) = commands.get(&(thing_name.to_string(), command_key.to_string())) else {
             return Ok(Vec::new());
         };
-        Ok(command.slots.iter().filter(|s| s.waiting()).filter_map(|s| s.token.clone()).collect())
+        Ok(command
+            .slots
+            .iter()
+            .filter(|s| s.waiting())
+            .filter_map(|s| s.token.clone())
+            .collect())
     }
 }
 
@@ -145,7 +165,9 @@ mod tests {
     use serde_json::json;
 
     fn ok() -> EventOutcome {
-        EventOutcome::Success { output: json!({"faultCode": 0}) }
+        EventOutcome::Success {
+            output: json!({"faultCode": 0}),
+        }
     }
 
     #[tokio::test]
@@ -153,14 +175,26 @@ mod tests {
         let store = LocalTokenStore::new(Duration::from_secs(60));
         let op = WaitKey::new("d", "job", WaitKind::OperateResp);
         let tc = WaitKey::new("d", "job", WaitKind::TransferComplete);
-        assert_eq!(store.register_waiter(&op, "t0").await.unwrap(), WaiterRegistered::Waiting);
-        assert_eq!(store.record_event(&tc, &ok()).await.unwrap(), EventRecorded::Buffered);
+        assert_eq!(
+            store.register_waiter(&op, "t0").await.unwrap(),
+            WaiterRegistered::Waiting
+        );
+        assert_eq!(
+            store.record_event(&tc, &ok()).await.unwrap(),
+            EventRecorded::Buffered
+        );
         assert_eq!(
             store.register_waiter(&tc, "t1").await.unwrap(),
             WaiterRegistered::EventAlreadyArrived(ok())
         );
-        assert_eq!(store.record_event(&tc, &ok()).await.unwrap(), EventRecorded::Duplicate);
-        assert_eq!(store.register_waiter(&tc, "t2").await.unwrap(), WaiterRegistered::AlreadyWaiting);
+        assert_eq!(
+            store.record_event(&tc, &ok()).await.unwrap(),
+            EventRecorded::Duplicate
+        );
+        assert_eq!(
+            store.register_waiter(&tc, "t2").await.unwrap(),
+            WaiterRegistered::AlreadyWaiting
+        );
     }
 
     #[tokio::test]
@@ -173,7 +207,10 @@ mod tests {
             store.record_event(&op, &ok()).await.unwrap(),
             EventRecorded::Claimed { token: "t0".into() }
         );
-        assert_eq!(store.record_event(&op, &ok()).await.unwrap(), EventRecorded::Duplicate);
+        assert_eq!(
+            store.record_event(&op, &ok()).await.unwrap(),
+            EventRecorded::Duplicate
+        );
         assert!(store.waiting_tokens("d", "job").await.unwrap().is_empty());
     }
 
@@ -181,13 +218,19 @@ mod tests {
     async fn event_for_a_command_never_sent_is_unknown() {
         let store = LocalTokenStore::new(Duration::from_secs(60));
         let boot = WaitKey::new("d", "other-job", WaitKind::Boot);
-        assert_eq!(store.record_event(&boot, &ok()).await.unwrap(), EventRecorded::UnknownCommand);
+        assert_eq!(
+            store.record_event(&boot, &ok()).await.unwrap(),
+            EventRecorded::UnknownCommand
+        );
     }
 
     #[tokio::test]
     async fn expired_commands_are_purged() {
         let store = LocalTokenStore::new(Duration::ZERO);
-        store.register_waiter(&WaitKey::new("d", "j", WaitKind::OperateResp), "t").await.unwrap();
+        store
+            .register_waiter(&WaitKey::new("d", "j", WaitKind::OperateResp), "t")
+            .await
+            .unwrap();
         assert_eq!(store.purge_expired(), 1);
         assert!(store.is_empty());
     }

@@ -66,7 +66,11 @@ pub fn predict(behaviour: Behaviour, from: &str, target: &str) -> Prediction {
         Behaviour::Silent => (JobExecutionStatus::TimedOut, "AwaitNotifications", from),
         Behaviour::Offline => (JobExecutionStatus::Failed, "CheckDevice", from),
     };
-    Prediction { status, step, firmware_version: firmware.to_string() }
+    Prediction {
+        status,
+        step,
+        firmware_version: firmware.to_string(),
+    }
 }
 
 /// One device's result.
@@ -134,27 +138,43 @@ pub async fn run(
     let behaviours = mix(config.devices, &config.mix);
     let agents = fleet(config, &behaviours);
     for agent in &agents {
-        let attributes = BTreeMap::from([("firmwareVersion".to_string(), config.from_version.clone())]);
-        platform.registry.create_thing(&agent.thing_name, attributes)?;
+        let attributes =
+            BTreeMap::from([("firmwareVersion".to_string(), config.from_version.clone())]);
+        platform
+            .registry
+            .create_thing(&agent.thing_name, attributes)?;
     }
-    let simulator =
-        Simulator::start(SimulatorConfig::new(platform.mqtt_addr(), agents.clone(), config.delays))
-            .await
-            .context("starting the device simulator")?;
-    simulator.wait_connected(Duration::from_secs(60)).await.context("connecting the devices")?;
-    let online = behaviours.iter().filter(|b| **b != Behaviour::Offline).count();
+    let simulator = Simulator::start(SimulatorConfig::new(
+        platform.mqtt_addr(),
+        agents.clone(),
+        config.delays,
+    ))
+    .await
+    .context("starting the device simulator")?;
+    simulator
+        .wait_connected(Duration::from_secs(60))
+        .await
+        .context("connecting the devices")?;
+    let online = behaviours
+        .iter()
+        .filter(|b| **b != Behaviour::Offline)
+        .count();
     wait_registry_connected(&platform, online).await?;
 
-    platform
-        .registry
-        .create_dynamic_group(GROUP, &format!("attributes.firmwareVersion: {}", config.from_version))?;
+    platform.registry.create_dynamic_group(
+        GROUP,
+        &format!("attributes.firmwareVersion: {}", config.from_version),
+    )?;
     let started = Instant::now();
     let payload = json!({
         "firmwareVersion": config.target_version,
         "upgradeTrigger": "manual",
         "targetArn": format!("arn:aws:iot:local:000000000000:thinggroup/{GROUP}"),
     });
-    let job = platform.create_job(payload).await.context("creating the job")?;
+    let job = platform
+        .create_job(payload)
+        .await
+        .context("creating the job")?;
     let summary = watch_job(&platform, &job.job_id, config.timeout, &mut on_progress).await?;
     let seconds = started.elapsed().as_secs_f64();
 
@@ -167,8 +187,16 @@ pub async fn run(
     let report = CampaignReport {
         job_id: job.job_id,
         devices: config.devices,
-        counts: summary.counts.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
-        unexpected: results.iter().filter(|r| !r.as_expected).map(|r| r.name.clone()).collect(),
+        counts: summary
+            .counts
+            .iter()
+            .map(|(s, n)| (s.to_string(), *n))
+            .collect(),
+        unexpected: results
+            .iter()
+            .filter(|r| !r.as_expected)
+            .map(|r| r.name.clone())
+            .collect(),
         seconds,
         device_messages: platform.message_stats.snapshot(),
         results,
@@ -181,7 +209,11 @@ pub async fn run(
 fn fleet(config: &CampaignConfig, behaviours: &[Behaviour]) -> Vec<AgentSpec> {
     let mut agents = AgentSpec::fleet(behaviours, &config.from_version, MqttVersion::V5);
     if config.mqtt311_every > 0 {
-        for agent in agents.iter_mut().skip(config.mqtt311_every - 1).step_by(config.mqtt311_every) {
+        for agent in agents
+            .iter_mut()
+            .skip(config.mqtt311_every - 1)
+            .step_by(config.mqtt311_every)
+        {
             agent.mqtt_version = MqttVersion::V3_1_1;
         }
     }
@@ -193,12 +225,17 @@ fn fleet(config: &CampaignConfig, behaviours: &[Behaviour]) -> Vec<AgentSpec> {
 async fn wait_registry_connected(platform: &LocalPlatform, online: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let connected = platform.registry.search("connectivity.connected:true", usize::MAX)?.len();
+        let connected = platform
+            .registry
+            .search("connectivity.connected:true", usize::MAX)?
+            .len();
         if connected >= online {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("only {connected} of {online} devices show as connected in the registry after 30 s");
+            bail!(
+                "only {connected} of {online} devices show as connected in the registry after 30 s"
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -213,16 +250,27 @@ async fn watch_job(
     let mut changes = platform.jobs.watch_changes();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let summary = platform.jobs.describe_job(job_id).context("the job disappeared")?;
+        let summary = platform
+            .jobs
+            .describe_job(job_id)
+            .context("the job disappeared")?;
         on_progress(&summary);
         if summary.status == wme_local::jobs::JobStatus::Completed {
             return Ok(summary);
         }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
             bail!(
                 "job {job_id} not complete after {} s: {} of {} executions terminal",
                 timeout.as_secs(),
-                summary.counts.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum::<usize>(),
+                summary
+                    .counts
+                    .iter()
+                    .filter(|(s, _)| s.is_terminal())
+                    .map(|(_, n)| n)
+                    .sum::<usize>(),
                 summary.total
             );
         }
@@ -254,9 +302,17 @@ async fn collect_results(
             .describe_thing(name)
             .ok()
             .and_then(|t| t.attributes.get("firmwareVersion").cloned());
-        let expected = predict(agent.behaviour, &config.from_version, &config.target_version);
+        let expected = predict(
+            agent.behaviour,
+            &config.from_version,
+            &config.target_version,
+        );
         let status = execution.as_ref().map(|e| e.status);
-        let detail = |key: &str| execution.as_ref().and_then(|e| e.status_details.get(key).cloned());
+        let detail = |key: &str| {
+            execution
+                .as_ref()
+                .and_then(|e| e.status_details.get(key).cloned())
+        };
         let step = detail("step");
         let as_expected = status == Some(expected.status)
             && step.as_deref() == Some(expected.step)
@@ -265,7 +321,9 @@ async fn collect_results(
             name: name.clone(),
             behaviour: agent.behaviour.name().to_string(),
             execution_status,
-            job_execution_status: status.map(|s| s.to_string()).unwrap_or_else(|| "NONE".into()),
+            job_execution_status: status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "NONE".into()),
             firmware_version,
             device_firmware_version: device_versions.get(name).cloned().unwrap_or_default(),
             step,

@@ -97,11 +97,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     bar.enable_steady_tick(Duration::from_millis(100));
     let report = campaign::run(&config, |summary| {
-        let terminal: usize =
-            summary.counts.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum();
+        let terminal: usize = summary
+            .counts
+            .iter()
+            .filter(|(s, _)| s.is_terminal())
+            .map(|(_, n)| n)
+            .sum();
         bar.set_position(terminal as u64);
-        let counts: Vec<String> =
-            summary.counts.iter().map(|(status, n)| format!("{status} {n}")).collect();
+        let counts: Vec<String> = summary
+            .counts
+            .iter()
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect();
         bar.set_message(counts.join(" · "));
     })
     .await;
@@ -112,7 +119,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_table(&report);
     }
-    Ok(if report.unexpected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.unexpected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn print_table(report: &CampaignReport) {
@@ -157,6 +168,10 @@ fn print_table(report: &CampaignReport) {
     if report.unexpected.is_empty() {
         println!("every device ended as its behaviour predicts");
     } else {
-        println!("{} devices ended unexpectedly: {}", report.unexpected.len(), report.unexpected.join(", "));
+        println!(
+            "{} devices ended unexpectedly: {}",
+            report.unexpected.len(),
+            report.unexpected.join(", ")
+        );
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use device_agent_simulator::{Behaviour, StepDelays};
 use sha2::{Digest, Sha256};
 use wme::campaign::{self, CampaignConfig, DeviceResult};
-use wme_local::artifacts::make_image;
 use wme_local::PlatformConfig;
+use wme_local::artifacts::make_image;
 
 fn config() -> CampaignConfig {
     CampaignConfig {
@@ -37,15 +37,24 @@ fn config() -> CampaignConfig {
 }
 
 fn by_behaviour<'a>(results: &'a [DeviceResult], behaviour: &str) -> Vec<&'a DeviceResult> {
-    results.iter().filter(|r| r.behaviour == behaviour).collect()
+    results
+        .iter()
+        .filter(|r| r.behaviour == behaviour)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_behaviour_ends_with_its_exact_status_reason_and_firmware() {
-    let report = campaign::run(&config(), |_| {}).await.expect("campaign runs");
+    let report = campaign::run(&config(), |_| {})
+        .await
+        .expect("campaign runs");
 
     assert_eq!(report.devices, 7);
-    assert!(report.unexpected.is_empty(), "unexpected: {:#?}", report.results);
+    assert!(
+        report.unexpected.is_empty(),
+        "unexpected: {:#?}",
+        report.results
+    );
     assert_eq!(report.counts.get("SUCCEEDED"), Some(&2));
     assert_eq!(report.counts.get("FAILED"), Some(&4));
     assert_eq!(report.counts.get("TIMED_OUT"), Some(&1));
@@ -102,7 +111,9 @@ async fn every_behaviour_ends_with_its_exact_status_reason_and_firmware() {
     assert_eq!(silent.step.as_deref(), Some("AwaitNotifications"));
     assert_eq!(
         silent.reason.as_deref(),
-        Some("Device.TransferCompleteTimedOut: no TransferComplete notification from the device within its heartbeat of 900 s")
+        Some(
+            "Device.TransferCompleteTimedOut: no TransferComplete notification from the device in time (heartbeat 900 s, timeout 3600 s)"
+        )
     );
     assert_eq!(silent.firmware_version.as_deref(), Some("1.2.1"));
 

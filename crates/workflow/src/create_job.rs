@@ -94,12 +94,15 @@ struct ValidRequest {
 /// Creates the job. `payload` is the raw event the function was invoked with.
 pub async fn create_job(jobs: &dyn Jobs, payload: &Value) -> Result<CreatedJob, CreateJobError> {
     let request = validate(payload)?;
-    let template = jobs.job_template(FIRMWARE_UPGRADE_TEMPLATE).await.map_err(|e| match e {
-        PortError::NotFound { .. } => {
-            CreateJobError::TemplateNotFound(FIRMWARE_UPGRADE_TEMPLATE.into())
-        }
-        other => CreateJobError::Service(other),
-    })?;
+    let template = jobs
+        .job_template(FIRMWARE_UPGRADE_TEMPLATE)
+        .await
+        .map_err(|e| match e {
+            PortError::NotFound { .. } => {
+                CreateJobError::TemplateNotFound(FIRMWARE_UPGRADE_TEMPLATE.into())
+            }
+            other => CreateJobError::Service(other),
+        })?;
 
     let mut document = template.document.clone();
     if !document.is_object() {
@@ -121,14 +124,24 @@ pub async fn create_job(jobs: &dyn Jobs, payload: &Value) -> Result<CreatedJob, 
         other => CreateJobError::Service(other),
     })?;
     info!(job_id = %created.job_id, firmware_version = %request.firmware_version, targets = request.targets.len(), "job created");
-    Ok(CreatedJob { job_id: created.job_id, job_arn: created.job_arn, document })
+    Ok(CreatedJob {
+        job_id: created.job_id,
+        job_arn: created.job_arn,
+        document,
+    })
 }
 
 /// A job id that says what the job does and is unique: `firmware-upgrade-1_2_3-<8 hex>`.
 fn job_id_for(version: &str) -> String {
     let version: String = version
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let unique = uuid::Uuid::new_v4().simple().to_string();
     format!("firmware-upgrade-{version}-{}", &unique[..8])
@@ -143,11 +156,15 @@ fn validate(payload: &Value) -> Result<ValidRequest, CreateJobError> {
     }
     let request: CreateJobRequest = serde_json::from_value(payload.clone())
         .map_err(|e| CreateJobError::InvalidPayload(e.to_string()))?;
-    let firmware_version =
-        request.firmware_version.ok_or(CreateJobError::MissingField("firmwareVersion"))?;
+    let firmware_version = request
+        .firmware_version
+        .ok_or(CreateJobError::MissingField("firmwareVersion"))?;
     check_version(&firmware_version)?;
     let upgrade_trigger = request.upgrade_trigger.unwrap_or_else(|| "manual".into());
-    if !matches!(upgrade_trigger.as_str(), "manual" | "scheduled" | "automatic") {
+    if !matches!(
+        upgrade_trigger.as_str(),
+        "manual" | "scheduled" | "automatic"
+    ) {
         return Err(CreateJobError::InvalidField {
             field: "upgradeTrigger",
             reason: format!("`{upgrade_trigger}` is not one of manual, scheduled, automatic"),
@@ -164,13 +181,20 @@ fn validate(payload: &Value) -> Result<ValidRequest, CreateJobError> {
             });
         }
     };
-    Ok(ValidRequest { firmware_version, upgrade_trigger, targets, target_selection })
+    Ok(ValidRequest {
+        firmware_version,
+        upgrade_trigger,
+        targets,
+        target_selection,
+    })
 }
 
 fn check_version(version: &str) -> Result<(), CreateJobError> {
     let valid = !version.is_empty()
         && version.len() <= 64
-        && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'));
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'));
     if valid {
         Ok(())
     } else {
@@ -205,7 +229,10 @@ fn parse_targets(
         (None, None) => return Err(CreateJobError::MissingField("targetArn")),
     };
     arns.iter()
-        .map(|arn| arn.parse().map_err(|reason| CreateJobError::InvalidField { field, reason }))
+        .map(|arn| {
+            arn.parse()
+                .map_err(|reason| CreateJobError::InvalidField { field, reason })
+        })
         .collect()
 }
 
@@ -236,7 +263,10 @@ mod tests {
     fn seed_payload_is_valid() {
         let request = validate(&seed_payload()).unwrap();
         assert_eq!(request.firmware_version, "1.2.3");
-        assert_eq!(request.targets[0].name(), "devices_on_factory_firmware_version");
+        assert_eq!(
+            request.targets[0].name(),
+            "devices_on_factory_firmware_version"
+        );
         assert_eq!(request.target_selection, TargetSelection::Snapshot);
     }
 
@@ -245,7 +275,10 @@ mod tests {
         let mut payload = seed_payload();
         payload.as_object_mut().unwrap().remove("firmwareVersion");
         let err = validate(&payload).unwrap_err();
-        assert_eq!(err.to_string(), "missing field `firmwareVersion` in the create-job payload");
+        assert_eq!(
+            err.to_string(),
+            "missing field `firmwareVersion` in the create-job payload"
+        );
         assert_eq!(err.error_name(), "InvalidInput");
     }
 
@@ -254,8 +287,21 @@ mod tests {
         let mut payload = seed_payload();
         payload["targetArn"] = json!("devices_on_factory_firmware_version");
         let err = validate(&payload).unwrap_err();
-        assert!(matches!(err, CreateJobError::InvalidField { field: "targetArn", .. }), "{err}");
-        assert!(err.to_string().contains("`devices_on_factory_firmware_version`"), "{err}");
+        assert!(
+            matches!(
+                err,
+                CreateJobError::InvalidField {
+                    field: "targetArn",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("`devices_on_factory_firmware_version`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -271,7 +317,10 @@ mod tests {
         let err = validate(&json!({"firmwareVersion": 123, "targetArn": "x"})).unwrap_err();
         assert!(matches!(err, CreateJobError::InvalidPayload(_)), "{err}");
         let err = validate(&json!("1.2.3")).unwrap_err();
-        assert_eq!(err.to_string(), "invalid create-job payload: expected a JSON object, got a string");
+        assert_eq!(
+            err.to_string(),
+            "invalid create-job payload: expected a JSON object, got a string"
+        );
     }
 
     #[test]
@@ -280,13 +329,19 @@ mod tests {
         payload["firmwareVersion"] = json!("1.2.3; rm -rf /");
         assert!(matches!(
             validate(&payload).unwrap_err(),
-            CreateJobError::InvalidField { field: "firmwareVersion", .. }
+            CreateJobError::InvalidField {
+                field: "firmwareVersion",
+                ..
+            }
         ));
         let mut payload = seed_payload();
         payload["upgradeTrigger"] = json!("whenever");
         assert!(matches!(
             validate(&payload).unwrap_err(),
-            CreateJobError::InvalidField { field: "upgradeTrigger", .. }
+            CreateJobError::InvalidField {
+                field: "upgradeTrigger",
+                ..
+            }
         ));
     }
 
@@ -295,6 +350,9 @@ mod tests {
         let id = job_id_for("1.2.3+build.7");
         assert!(id.starts_with("firmware-upgrade-1_2_3_build_7-"), "{id}");
         assert!(id.len() <= 64);
-        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 }

@@ -115,6 +115,9 @@ pub enum DeviceMessageError {
     /// The token store failed.
     #[error("token store failed: {0}")]
     TokenStore(PortError),
+    /// The device channel failed (remembering or looking up an agent's address).
+    #[error("device channel failed: {0}")]
+    Channel(PortError),
     /// Completing the task failed for a reason other than lateness.
     #[error("{key}: completing the task failed: {error}")]
     Callback {
@@ -138,6 +141,7 @@ impl DeviceMessageError {
             DeviceMessageError::Late { .. } => "late",
             DeviceMessageError::Unexpected { .. } => "unexpected_message",
             DeviceMessageError::TokenStore(_) => "token_store",
+            DeviceMessageError::Channel(_) => "device_channel",
             DeviceMessageError::Callback { .. } => "callback",
         }
     }
@@ -163,13 +167,22 @@ pub async fn handle_device_message(
     let thing_name = thing_from_controller_topic(topic)
         .ok_or_else(|| DeviceMessageError::UnexpectedTopic(topic.to_string()))?;
     let thing = thing_name.to_string();
-    let record = wme_usp::decode_record(payload)
-        .map_err(|error| DeviceMessageError::Malformed { thing_name: thing.clone(), error })?;
+    let record =
+        wme_usp::decode_record(payload).map_err(|error| DeviceMessageError::Malformed {
+            thing_name: thing.clone(),
+            error,
+        })?;
     if record.to_id != controller.endpoint_id {
-        return Err(DeviceMessageError::NotForController { thing_name: thing, to_id: record.to_id });
+        return Err(DeviceMessageError::NotForController {
+            thing_name: thing,
+            to_id: record.to_id,
+        });
     }
     let msg = match record.payload {
-        RecordPayload::MqttConnect { version, subscribed_topic } => {
+        RecordPayload::MqttConnect {
+            version,
+            subscribed_topic,
+        } => {
             let address = AgentAddress {
                 endpoint_id: record.from_id.clone(),
                 topic: subscribed_topic,
@@ -179,17 +192,26 @@ pub async fn handle_device_message(
                 .devices
                 .remember_agent_address(&thing, address)
                 .await
-                .map_err(DeviceMessageError::TokenStore)?;
-            return Ok(MessageOutcome::AgentConnected { thing_name: thing, endpoint_id: record.from_id });
+                .map_err(DeviceMessageError::Channel)?;
+            return Ok(MessageOutcome::AgentConnected {
+                thing_name: thing,
+                endpoint_id: record.from_id,
+            });
         }
         RecordPayload::Other(kind) => {
-            return Err(DeviceMessageError::Unexpected { thing_name: thing, what: format!("{kind} record") });
+            return Err(DeviceMessageError::Unexpected {
+                thing_name: thing,
+                what: format!("{kind} record"),
+            });
         }
         RecordPayload::Msg(msg) => msg,
     };
     let address = agent_address(ports.devices, controller, &thing)
         .await
-        .map_err(|_| DeviceMessageError::TokenStore(PortError::Unavailable("agent address".into())))?;
+        .map_err(|e| match e {
+            crate::SendCommandError::Publish { error, .. } => DeviceMessageError::Channel(error),
+            other => DeviceMessageError::Channel(PortError::Unavailable(other.to_string())),
+        })?;
     if record.from_id != address.endpoint_id {
         return Err(DeviceMessageError::EndpointMismatch {
             thing_name: thing,
@@ -197,11 +219,16 @@ pub async fn handle_device_message(
             expected: address.endpoint_id,
         });
     }
-    let view = wme_usp::view(&msg)
-        .map_err(|error| DeviceMessageError::Malformed { thing_name: thing.clone(), error })?;
+    let view = wme_usp::view(&msg).map_err(|error| DeviceMessageError::Malformed {
+        thing_name: thing.clone(),
+        error,
+    })?;
     acknowledge_notify(ports, controller, &thing, &address, &view).await;
     let Some((key, outcome)) = interpret(&thing, view)? else {
-        return Ok(MessageOutcome::Ignored { thing_name: thing, what: "message".into() });
+        return Ok(MessageOutcome::Ignored {
+            thing_name: thing,
+            what: "message".into(),
+        });
     };
     deliver(ports, key, outcome).await
 }
@@ -223,7 +250,11 @@ async fn acknowledge_notify(
     };
     let resp = wme_usp::notify_resp(msg_id, subscription_id);
     let payload = wme_usp::encode_msg_record(&controller.endpoint_id, &address.endpoint_id, &resp);
-    if let Err(error) = ports.devices.publish(outbound(thing, address, payload)).await {
+    if let Err(error) = ports
+        .devices
+        .publish(outbound(thing, address, payload))
+        .await
+    {
         debug!(device = %thing, msg_id = %msg_id, error = %error, "notify response not sent");
     }
 }
@@ -242,7 +273,11 @@ fn interpret(
             let key = operate_key(thing, &msg_id)?;
             (key, operate_resp_outcome(&results))
         }
-        View::Error { msg_id, err_code, err_msg } => {
+        View::Error {
+            msg_id,
+            err_code,
+            err_msg,
+        } => {
             let key = operate_key(thing, &msg_id)?;
             let cause = json!({"errCode": err_code, "errMsg": err_msg});
             (key, failure("Usp.Error", cause))
@@ -272,7 +307,10 @@ fn operate_key(thing: &str, msg_id: &str) -> Result<WaitKey, DeviceMessageError>
 
 fn operate_resp_outcome(results: &[OperationResult]) -> EventOutcome {
     let Some(result) = results.first() else {
-        return failure("Usp.InvalidOperateResp", json!({"reason": "OperateResp has no result"}));
+        return failure(
+            "Usp.InvalidOperateResp",
+            json!({"reason": "OperateResp has no result"}),
+        );
     };
     match &result.outcome {
         OperationOutcome::Accepted { req_obj_path } => success(json!({
@@ -314,9 +352,10 @@ fn oper_complete(thing: &str, n: Notification<OperComplete>) -> (WaitKey, EventO
     let key = WaitKey::new(thing, &event.command_key, WaitKind::OperationComplete);
     let outcome = match event.result {
         Ok(args) => success(json!({"objPath": event.obj_path, "outputArgs": args_json(&args)})),
-        Err(CommandFailure { err_code, err_msg }) => {
-            failure("Usp.OperationFailed", json!({"errCode": err_code, "errMsg": err_msg}))
-        }
+        Err(CommandFailure { err_code, err_msg }) => failure(
+            "Usp.OperationFailed",
+            json!({"errCode": err_code, "errMsg": err_msg}),
+        ),
     };
     (key, outcome)
 }
@@ -330,7 +369,10 @@ fn boot(thing: &str, n: Notification<Boot>) -> (WaitKey, EventOutcome) {
             "firmwareVersion": parameters.get(SOFTWARE_VERSION_PARAM).cloned().unwrap_or(Value::Null),
             "cause": event.cause,
         })),
-        Err(error) => failure("Usp.MalformedBootEvent", json!({"reason": error.to_string()})),
+        Err(error) => failure(
+            "Usp.MalformedBootEvent",
+            json!({"reason": error.to_string()}),
+        ),
     };
     (key, outcome)
 }
@@ -342,8 +384,11 @@ async fn deliver(
     key: WaitKey,
     outcome: EventOutcome,
 ) -> Result<MessageOutcome, DeviceMessageError> {
-    let recorded =
-        ports.tokens.record_event(&key, &outcome).await.map_err(DeviceMessageError::TokenStore)?;
+    let recorded = ports
+        .tokens
+        .record_event(&key, &outcome)
+        .await
+        .map_err(DeviceMessageError::TokenStore)?;
     let result = match recorded {
         EventRecorded::UnknownCommand => return Err(DeviceMessageError::UnknownCommand { key }),
         EventRecorded::Duplicate => return Err(DeviceMessageError::Duplicate { key }),
@@ -357,7 +402,16 @@ async fn deliver(
                 Err(CallbackError::TaskTimedOut(_) | CallbackError::TaskDoesNotExist(_)) => {
                     Err(DeviceMessageError::Late { key: key.clone() })
                 }
-                Err(error) => Err(DeviceMessageError::Callback { key: key.clone(), error }),
+                Err(error) => {
+                    // Not late: the task still waits. Forget the event so a redelivery completes it.
+                    if let Err(e) = ports.tokens.release_event(&key).await {
+                        debug!(key = %key, error = %e, "event not released after a failed callback");
+                    }
+                    Err(DeviceMessageError::Callback {
+                        key: key.clone(),
+                        error,
+                    })
+                }
             }
         }
     };
@@ -366,7 +420,11 @@ async fn deliver(
 }
 
 async fn heartbeat_others(ports: &DeviceMessagePorts<'_>, key: &WaitKey) {
-    let Ok(tokens) = ports.tokens.waiting_tokens(&key.thing_name, &key.command_key).await else {
+    let Ok(tokens) = ports
+        .tokens
+        .waiting_tokens(&key.thing_name, &key.command_key)
+        .await
+    else {
         return;
     };
     for token in tokens {
@@ -381,7 +439,10 @@ fn success(output: Value) -> EventOutcome {
 }
 
 fn failure(error: &str, cause: Value) -> EventOutcome {
-    EventOutcome::Failure { error: error.to_string(), cause: cause.to_string() }
+    EventOutcome::Failure {
+        error: error.to_string(),
+        cause: cause.to_string(),
+    }
 }
 
 fn args_json(args: &HashMap<String, String>) -> Value {

@@ -63,7 +63,9 @@ pub async fn update_job_execution(
 ) -> Result<JobExecutionStatus, JobStatusError> {
     let status: JobExecutionStatus = input.status.parse().map_err(JobStatusError::InvalidInput)?;
     if status == JobExecutionStatus::Queued {
-        return Err(JobStatusError::InvalidInput("a job execution cannot be set back to QUEUED".into()));
+        return Err(JobStatusError::InvalidInput(
+            "a job execution cannot be set back to QUEUED".into(),
+        ));
     }
     let status_details = input
         .status_details
@@ -76,12 +78,16 @@ pub async fn update_job_execution(
         status,
         status_details,
     };
-    jobs.update_job_execution(update).await.map_err(|e| match e {
-        PortError::NotFound { .. } => JobStatusError::NotFound(format!("{}/{}", input.job_id, input.thing_name)),
-        PortError::Conflict(reason) => JobStatusError::Conflict(reason),
-        PortError::Invalid(reason) => JobStatusError::InvalidInput(reason),
-        other => JobStatusError::Service(other),
-    })?;
+    jobs.update_job_execution(update)
+        .await
+        .map_err(|e| match e {
+            PortError::NotFound { .. } => {
+                JobStatusError::NotFound(format!("{}/{}", input.job_id, input.thing_name))
+            }
+            PortError::Conflict(reason) => JobStatusError::Conflict(reason),
+            PortError::Invalid(reason) => JobStatusError::InvalidInput(reason),
+            other => JobStatusError::Service(other),
+        })?;
     info!(device = %input.thing_name, job_id = %input.job_id, status = %status, "job execution updated");
     Ok(status)
 }

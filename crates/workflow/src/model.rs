@@ -40,7 +40,10 @@ pub struct Controller {
 
 impl Default for Controller {
     fn default() -> Self {
-        Self { endpoint_id: "self::wme-controller".into(), agent_endpoint_prefix: "self::".into() }
+        Self {
+            endpoint_id: "self::wme-controller".into(),
+            agent_endpoint_prefix: "self::".into(),
+        }
     }
 }
 
@@ -112,7 +115,11 @@ pub struct WaitKey {
 impl WaitKey {
     /// Builds a key.
     pub fn new(thing_name: &str, command_key: &str, kind: WaitKind) -> Self {
-        Self { thing_name: thing_name.into(), command_key: command_key.into(), kind }
+        Self {
+            thing_name: thing_name.into(),
+            command_key: command_key.into(),
+            kind,
+        }
     }
 }
 
@@ -179,7 +186,10 @@ impl JobExecutionStatus {
 
     /// Whether no further update may follow.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, JobExecutionStatus::Queued | JobExecutionStatus::InProgress)
+        !matches!(
+            self,
+            JobExecutionStatus::Queued | JobExecutionStatus::InProgress
+        )
     }
 
     /// All statuses, in display order.
@@ -205,12 +215,15 @@ impl FromStr for JobExecutionStatus {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobExecutionStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| {
-            format!(
-                "unknown job execution status `{s}`, expected one of QUEUED, IN_PROGRESS, \
+        JobExecutionStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown job execution status `{s}`, expected one of QUEUED, IN_PROGRESS, \
                  SUCCEEDED, FAILED, TIMED_OUT, REJECTED, REMOVED, CANCELED"
-            )
-        })
+                )
+            })
     }
 }
 
@@ -260,7 +273,9 @@ impl FromStr for TargetArn {
             ));
         };
         if prefix != "arn" || !partition.starts_with("aws") || service != "iot" {
-            return Err(format!("targetArn `{arn}` is not an AWS IoT ARN (arn:aws:iot:...)"));
+            return Err(format!(
+                "targetArn `{arn}` is not an AWS IoT ARN (arn:aws:iot:...)"
+            ));
         }
         if region.is_empty() || account.is_empty() {
             return Err(format!("targetArn `{arn}` has an empty region or account"));
@@ -302,8 +317,13 @@ mod tests {
 
     #[test]
     fn arn_of_another_service_is_refused_with_the_arn_named() {
-        let err = "arn:aws:s3:local:000000000000:thinggroup/x".parse::<TargetArn>().unwrap_err();
-        assert_eq!(err, "targetArn `arn:aws:s3:local:000000000000:thinggroup/x` is not an AWS IoT ARN (arn:aws:iot:...)");
+        let err = "arn:aws:s3:local:000000000000:thinggroup/x"
+            .parse::<TargetArn>()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "targetArn `arn:aws:s3:local:000000000000:thinggroup/x` is not an AWS IoT ARN (arn:aws:iot:...)"
+        );
     }
 
     #[test]
@@ -314,12 +334,17 @@ mod tests {
 
     #[test]
     fn controller_topic_round_trips_to_its_thing() {
-        assert_eq!(thing_from_controller_topic(&controller_topic("sim-0001")), Some("sim-0001"));
+        assert_eq!(
+            thing_from_controller_topic(&controller_topic("sim-0001")),
+            Some("sim-0001")
+        );
         assert_eq!(thing_from_controller_topic("usp/v1/controller/a/b"), None);
         assert_eq!(thing_from_controller_topic("usp/v1/controller/"), None);
         assert_eq!(thing_from_controller_topic("other/sim-0001"), None);
         assert_eq!(
-            thing_from_controller_topic("usp/v1/controller/sim-0001/reply-to=usp%2Fv1%2Fagent%2Fsim-0001"),
+            thing_from_controller_topic(
+                "usp/v1/controller/sim-0001/reply-to=usp%2Fv1%2Fagent%2Fsim-0001"
+            ),
             Some("sim-0001")
         );
     }

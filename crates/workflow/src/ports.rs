@@ -129,8 +129,12 @@ pub trait TaskCallbacks: Send + Sync {
     /// SendTaskSuccess.
     async fn send_task_success(&self, token: &str, output: Value) -> Result<(), CallbackError>;
     /// SendTaskFailure.
-    async fn send_task_failure(&self, token: &str, error: &str, cause: &str)
-    -> Result<(), CallbackError>;
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), CallbackError>;
     /// SendTaskHeartbeat.
     async fn send_task_heartbeat(&self, token: &str) -> Result<(), CallbackError>;
 }
@@ -167,14 +171,26 @@ pub enum EventRecorded {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Registers `token` as waiting for `key`.
-    async fn register_waiter(&self, key: &WaitKey, token: &str)
-    -> Result<WaiterRegistered, PortError>;
+    async fn register_waiter(
+        &self,
+        key: &WaitKey,
+        token: &str,
+    ) -> Result<WaiterRegistered, PortError>;
     /// Records that the device reported `key` with `outcome`.
-    async fn record_event(&self, key: &WaitKey, outcome: &EventOutcome)
-    -> Result<EventRecorded, PortError>;
+    async fn record_event(
+        &self,
+        key: &WaitKey,
+        outcome: &EventOutcome,
+    ) -> Result<EventRecorded, PortError>;
+    /// Forgets the event recorded for `key`, so that a redelivery of the same message can complete
+    /// the token after a completion failed for a passing reason.
+    async fn release_event(&self, key: &WaitKey) -> Result<(), PortError>;
     /// Tokens still waiting for events of this device and command (for heartbeats).
-    async fn waiting_tokens(&self, thing_name: &str, command_key: &str)
-    -> Result<Vec<String>, PortError>;
+    async fn waiting_tokens(
+        &self,
+        thing_name: &str,
+        command_key: &str,
+    ) -> Result<Vec<String>, PortError>;
 }
 
 /// How to reach one agent over MQTT, learned from its MQTT connect record.
@@ -207,8 +223,11 @@ pub trait DeviceChannel: Send + Sync {
     /// The address an agent announced, if it did.
     async fn agent_address(&self, thing_name: &str) -> Result<Option<AgentAddress>, PortError>;
     /// Remembers the address an agent announced in its MQTT connect record.
-    async fn remember_agent_address(&self, thing_name: &str, address: AgentAddress)
-    -> Result<(), PortError>;
+    async fn remember_agent_address(
+        &self,
+        thing_name: &str,
+        address: AgentAddress,
+    ) -> Result<(), PortError>;
 }
 
 /// A firmware image a device can download.
@@ -230,7 +249,13 @@ impl std::fmt::Debug for FirmwareImage {
             .field("url", &self.url)
             .field("size", &self.size)
             .field("sha256", &self.sha256)
-            .field("credentials", &self.credentials.as_ref().map(|(user, _)| (user, "<redacted>")))
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(user, _)| (user, "<redacted>")),
+            )
             .finish()
     }
 }

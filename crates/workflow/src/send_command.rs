@@ -117,12 +117,16 @@ pub async fn send_usp_command(
     input: &SendCommandInput,
 ) -> Result<SendCommandOutput, SendCommandError> {
     check_input(input)?;
-    let image = ports.artifacts.firmware_image(&input.firmware_version).await.map_err(|e| match e {
-        PortError::NotFound { .. } => {
-            SendCommandError::FirmwareImageNotFound(input.firmware_version.clone())
-        }
-        other => SendCommandError::Artifacts(other),
-    })?;
+    let image = ports
+        .artifacts
+        .firmware_image(&input.firmware_version)
+        .await
+        .map_err(|e| match e {
+            PortError::NotFound { .. } => {
+                SendCommandError::FirmwareImageNotFound(input.firmware_version.clone())
+            }
+            other => SendCommandError::Artifacts(other),
+        })?;
     let address = agent_address(ports.devices, controller, &input.thing_name).await?;
 
     let key = WaitKey::new(&input.thing_name, &input.job_id, WaitKind::OperateResp);
@@ -139,11 +143,17 @@ pub async fn send_usp_command(
 
     let msg_id = operate_msg_id(&input.job_id);
     let download = FirmwareDownload {
-        obj_path: input.image_path.clone().unwrap_or_else(|| DEFAULT_IMAGE_PATH.into()),
+        obj_path: input
+            .image_path
+            .clone()
+            .unwrap_or_else(|| DEFAULT_IMAGE_PATH.into()),
         url: image.url.clone(),
         auto_activate: true,
         username: image.credentials.as_ref().map(|(user, _)| user.clone()),
-        password: image.credentials.as_ref().map(|(_, password)| password.clone()),
+        password: image
+            .credentials
+            .as_ref()
+            .map(|(_, password)| password.clone()),
         file_size: Some(image.size),
         checksum_algorithm: Some("SHA-256".into()),
         checksum: Some(image.sha256.clone()),
@@ -152,10 +162,14 @@ pub async fn send_usp_command(
     let payload = wme_usp::encode_msg_record(&controller.endpoint_id, &address.endpoint_id, &msg);
     let message = outbound(&input.thing_name, &address, payload);
     let topic = message.topic.clone();
-    ports.devices.publish(message).await.map_err(|error| SendCommandError::Publish {
-        thing_name: input.thing_name.clone(),
-        error,
-    })?;
+    ports
+        .devices
+        .publish(message)
+        .await
+        .map_err(|error| SendCommandError::Publish {
+            thing_name: input.thing_name.clone(),
+            error,
+        })?;
     info!(device = %input.thing_name, job_id = %input.job_id, msg_id = %msg_id, "download operate sent");
     Ok(SendCommandOutput { msg_id, topic })
 }
@@ -165,11 +179,19 @@ pub async fn send_usp_command(
 pub fn outbound(thing_name: &str, address: &AgentAddress, payload: Vec<u8>) -> Outbound {
     let reply_to = controller_topic(thing_name);
     if address.mqtt5 {
-        Outbound { topic: address.topic.clone(), response_topic: Some(reply_to), payload }
+        Outbound {
+            topic: address.topic.clone(),
+            response_topic: Some(reply_to),
+            payload,
+        }
     } else {
         let base = address.topic.trim_end_matches("/#");
         let topic = wme_usp::mqtt::topic_with_reply_to(base, &reply_to);
-        Outbound { topic, response_topic: None, payload }
+        Outbound {
+            topic,
+            response_topic: None,
+            payload,
+        }
     }
 }
 
@@ -179,9 +201,14 @@ pub async fn agent_address(
     controller: &Controller,
     thing_name: &str,
 ) -> Result<AgentAddress, SendCommandError> {
-    let known = devices.agent_address(thing_name).await.map_err(|error| {
-        SendCommandError::Publish { thing_name: thing_name.to_string(), error }
-    })?;
+    let known =
+        devices
+            .agent_address(thing_name)
+            .await
+            .map_err(|error| SendCommandError::Publish {
+                thing_name: thing_name.to_string(),
+                error,
+            })?;
     Ok(known.unwrap_or_else(|| {
         debug!(device = %thing_name, "no connect record seen, using the default agent address");
         AgentAddress {
@@ -202,7 +229,9 @@ fn check_input(input: &SendCommandInput) -> Result<(), SendCommandError> {
     .into_iter()
     .find(|(_, value)| value.is_empty());
     match empty {
-        Some((field, _)) => Err(SendCommandError::InvalidInput(format!("`{field}` is empty"))),
+        Some((field, _)) => Err(SendCommandError::InvalidInput(format!(
+            "`{field}` is empty"
+        ))),
         None if input.job_id.contains('/') => Err(SendCommandError::InvalidInput(format!(
             "`jobId` `{}` contains '/'",
             input.job_id
@@ -218,26 +247,41 @@ mod tests {
     #[test]
     fn msg_id_carries_the_command_key() {
         let id = operate_msg_id("firmware-upgrade-1_2_3-abcd1234");
-        assert_eq!(command_key_of_msg_id(&id), Some("firmware-upgrade-1_2_3-abcd1234"));
+        assert_eq!(
+            command_key_of_msg_id(&id),
+            Some("firmware-upgrade-1_2_3-abcd1234")
+        );
         assert_eq!(command_key_of_msg_id("someone-else"), None);
         assert_eq!(command_key_of_msg_id("download//x"), None);
     }
 
     #[test]
     fn mqtt311_agents_get_the_reply_to_suffix() {
-        let address =
-            AgentAddress { endpoint_id: "self::a".into(), topic: "usp/v1/agent/a/#".into(), mqtt5: false };
+        let address = AgentAddress {
+            endpoint_id: "self::a".into(),
+            topic: "usp/v1/agent/a/#".into(),
+            mqtt5: false,
+        };
         let message = outbound("a", &address, vec![1]);
-        assert_eq!(message.topic, "usp/v1/agent/a/reply-to=usp%2Fv1%2Fcontroller%2Fa");
+        assert_eq!(
+            message.topic,
+            "usp/v1/agent/a/reply-to=usp%2Fv1%2Fcontroller%2Fa"
+        );
         assert_eq!(message.response_topic, None);
     }
 
     #[test]
     fn mqtt5_agents_get_the_response_topic_property() {
-        let address =
-            AgentAddress { endpoint_id: "self::a".into(), topic: "usp/v1/agent/a".into(), mqtt5: true };
+        let address = AgentAddress {
+            endpoint_id: "self::a".into(),
+            topic: "usp/v1/agent/a".into(),
+            mqtt5: true,
+        };
         let message = outbound("a", &address, vec![1]);
         assert_eq!(message.topic, "usp/v1/agent/a");
-        assert_eq!(message.response_topic.as_deref(), Some("usp/v1/controller/a"));
+        assert_eq!(
+            message.response_topic.as_deref(),
+            Some("usp/v1/controller/a")
+        );
     }
 }

@@ -83,13 +83,17 @@ pub async fn await_device_event(
         }
         Ok(WaiterRegistered::EventAlreadyArrived(outcome)) => {
             debug!(key = %key, "event arrived before its waiter, completing now");
-            complete(callbacks, &input.task_token, &outcome).await.map_err(|e| {
-                warn!(key = %key, error = %e, "completing early event failed");
-                AwaitEventError::Callback(e)
-            })?;
+            complete(callbacks, &input.task_token, &outcome)
+                .await
+                .map_err(|e| {
+                    warn!(key = %key, error = %e, "completing early event failed");
+                    AwaitEventError::Callback(e)
+                })?;
             Ok(AwaitEventOutput { waiting: false })
         }
-        Ok(WaiterRegistered::AlreadyWaiting) => Err(AwaitEventError::AlreadyWaiting(key.to_string())),
+        Ok(WaiterRegistered::AlreadyWaiting) => {
+            Err(AwaitEventError::AlreadyWaiting(key.to_string()))
+        }
         Err(e) => Err(AwaitEventError::TokenStore(e)),
     }
 }
@@ -101,7 +105,9 @@ pub async fn complete(
     outcome: &EventOutcome,
 ) -> Result<(), CallbackError> {
     match outcome {
-        EventOutcome::Success { output } => callbacks.send_task_success(token, output.clone()).await,
+        EventOutcome::Success { output } => {
+            callbacks.send_task_success(token, output.clone()).await
+        }
         EventOutcome::Failure { error, cause } => {
             callbacks.send_task_failure(token, error, cause).await
         }

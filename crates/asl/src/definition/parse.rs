@@ -350,13 +350,13 @@ impl Ctx<'_> {
         let handling = self.handling(obj, edge);
         let timeout = self.seconds(obj, "TimeoutSeconds");
         let heartbeat = self.seconds(obj, "HeartbeatSeconds");
-        if let (Some(Seconds::Fixed(t)), Some(Seconds::Fixed(h))) = (&timeout, &heartbeat) {
-            if h >= t {
-                self.err(
-                    obj.at("HeartbeatSeconds"),
-                    format!("HeartbeatSeconds ({h}) must be smaller than TimeoutSeconds ({t})"),
-                );
-            }
+        if let (Some(Seconds::Fixed(t)), Some(Seconds::Fixed(h))) = (&timeout, &heartbeat)
+            && h >= t
+        {
+            self.err(
+                obj.at("HeartbeatSeconds"),
+                format!("HeartbeatSeconds ({h}) must be smaller than TimeoutSeconds ({t})"),
+            );
         }
         let transition = self.transition(obj, edge);
         let resource = resource?;

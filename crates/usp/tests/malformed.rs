@@ -47,10 +47,10 @@ fn pseudo_random_bytes_never_panic_the_decoder() {
                 (state >> 56) as u8
             })
             .collect();
-        if let Ok(envelope) = decode_record(&bytes) {
-            if let RecordPayload::Msg(msg) = envelope.payload {
-                let _ = view(&msg);
-            }
+        if let Ok(envelope) = decode_record(&bytes)
+            && let RecordPayload::Msg(msg) = envelope.payload
+        {
+            let _ = view(&msg);
         }
     }
 }

@@ -137,6 +137,9 @@ impl Agent {
                 end = next_job_end(&mut job) => {
                     job = None;
                     if let JobEnd::Reboot(reboot) = end {
+                        // The OperationComplete just queued must reach the broker before the
+                        // reboot drops the connection, as a real agent's would.
+                        link.flush(DISCONNECT_GRACE).await;
                         self.disconnect(&mut link, &publisher).await;
                         return SessionEnd::Reboot(reboot);
                     }

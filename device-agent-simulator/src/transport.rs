@@ -168,6 +168,37 @@ impl Link {
         }
     }
 
+    /// Polls until every QoS 1 publish queued so far has been acknowledged by the broker, or
+    /// `grace` passes. "Queued so far" is judged by a quiet spell: nothing in flight and no
+    /// event for [`QUIET`], which the event loop needs only to pick up a queued request.
+    pub async fn flush(&mut self, grace: std::time::Duration) {
+        const QUIET: std::time::Duration = std::time::Duration::from_millis(20);
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            let polled = match self {
+                Link::V5(events) => tokio::time::timeout(QUIET, events.poll())
+                    .await
+                    .map(|r| r.is_ok()),
+                Link::V311(events) => tokio::time::timeout(QUIET, events.poll())
+                    .await
+                    .map(|r| r.is_ok()),
+            };
+            match polled {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err(_quiet) if self.inflight() == 0 => return,
+                Err(_quiet) => continue,
+            }
+        }
+    }
+
+    fn inflight(&self) -> u16 {
+        match self {
+            Link::V5(events) => events.state.inflight(),
+            Link::V311(events) => events.state.inflight(),
+        }
+    }
+
     /// Polls until our DISCONNECT has been written or the connection fails.
     pub async fn drain_until_disconnected(&mut self) {
         loop {

@@ -81,7 +81,7 @@ pub enum PlatformError {
     #[error("mqtt broker: {0}")]
     Broker(#[from] wme_broker::BrokerError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {error}")]
+    #[error("firmware server cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,

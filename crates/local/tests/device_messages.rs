@@ -594,7 +594,7 @@ async fn event_after_its_wait_timed_out_is_late() {
         matches!(&error, DeviceMessageError::Late { key: k } if *k == key(WaitKind::TransferComplete)),
         "{error:?}"
     );
-    assert_eq!(error.reason(), "late");
+    assert_eq!(error.reason(), "after_wait_ended");
     assert_eq!(
         world.callbacks.calls(),
         [Callback::Success("tok-tc".into(), transfer_ok_output())]

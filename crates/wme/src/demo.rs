@@ -128,19 +128,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 fn print_table(report: &CampaignReport) {
     println!(
-        "{:<10} {:<13} {:<10} {:<13} {:<9} {:<9} reason",
-        "device", "behaviour", "execution", "job exec", "firmware", "expected"
+        "{:<10} {:<13} {:<10} {:<10} {:<9} {:<19} {:<20} reason",
+        "device", "behaviour", "execution", "job exec", "firmware", "step", "expected"
     );
     for r in &report.results {
         let mark = if r.as_expected { "" } else { "  <- UNEXPECTED" };
+        let expected = format!("{} {}", r.expected.status.as_str(), r.expected.step);
         println!(
-            "{:<10} {:<13} {:<10} {:<13} {:<9} {:<9} {}{mark}",
+            "{:<10} {:<13} {:<10} {:<10} {:<9} {:<19} {:<20} {}{mark}",
             r.name,
             r.behaviour,
             r.execution_status,
             r.job_execution_status,
             r.firmware_version.as_deref().unwrap_or("-"),
-            r.expected.status.as_str(),
+            r.step.as_deref().unwrap_or("-"),
+            expected,
             r.reason.as_deref().unwrap_or(""),
         );
     }

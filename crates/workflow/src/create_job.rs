@@ -189,7 +189,8 @@ fn validate(payload: &Value) -> Result<ValidRequest, CreateJobError> {
     })
 }
 
-fn check_version(version: &str) -> Result<(), CreateJobError> {
+/// Checks a firmware version as the create-job handler does.
+pub fn check_version(version: &str) -> Result<(), CreateJobError> {
     let valid = !version.is_empty()
         && version.len() <= 64
         && version

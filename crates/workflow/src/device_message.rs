@@ -98,8 +98,9 @@ pub enum DeviceMessageError {
         /// The event.
         key: WaitKey,
     },
-    /// The task waiting for the event had already timed out.
-    #[error("{key}: arrived after its wait timed out")]
+    /// The task waiting for the event had already ended: it timed out, or the workflow stopped
+    /// waiting because another step failed.
+    #[error("{key}: arrived after its wait ended (timed out, or another step had failed)")]
     Late {
         /// The event.
         key: WaitKey,
@@ -138,7 +139,7 @@ impl DeviceMessageError {
             DeviceMessageError::EndpointMismatch { .. } => "wrong_from_id",
             DeviceMessageError::UnknownCommand { .. } => "unknown_command_key",
             DeviceMessageError::Duplicate { .. } => "duplicate",
-            DeviceMessageError::Late { .. } => "late",
+            DeviceMessageError::Late { .. } => "after_wait_ended",
             DeviceMessageError::Unexpected { .. } => "unexpected_message",
             DeviceMessageError::TokenStore(_) => "token_store",
             DeviceMessageError::Channel(_) => "device_channel",

@@ -6,7 +6,8 @@
 //! - [`path`], [`template`], [`intrinsic`], [`choice`], [`io`]: JSONPath, payload templates,
 //!   intrinsic functions, Choice rules and input/output processing, all pure functions;
 //! - [`runtime`]: the [`Engine`] that runs executions on tokio, calls registered
-//!   [`TaskHandler`]s, handles task-token callbacks and records history.
+//!   [`TaskHandler`]s, handles task-token callbacks and records history; in memory
+//!   ([`Engine::new`]) or durable in a SQLite file ([`Engine::open`], [`Engine::resume`]).
 
 pub mod choice;
 pub mod definition;
@@ -21,5 +22,6 @@ pub use definition::{IntegrationPattern, LoadError, ValidationError};
 pub use error::StatesError;
 pub use runtime::{
     CallbackError, Engine, EngineConfig, EventDetails, ExecutionDescription, ExecutionEvent,
-    ExecutionStatus, HistoryEvent, StartError, StopError, TaskCall, TaskFailure, TaskHandler,
+    ExecutionStatus, HistoryEvent, StartError, StopError, StoreError, TaskCall, TaskFailure,
+    TaskHandler,
 };

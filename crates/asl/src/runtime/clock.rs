@@ -36,6 +36,25 @@ impl Clock {
     pub(crate) fn scaled(&self, seconds: f64) -> Duration {
         Duration::from_secs_f64((seconds * self.time_scale).max(0.0))
     }
+
+    /// The wall-clock deadline `seconds` (scaled) after `from`; deadlines are kept as wall-clock
+    /// times so that they survive a restart of the process.
+    pub(crate) fn deadline(&self, from: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
+        chrono::Duration::from_std(self.scaled(seconds))
+            .ok()
+            .and_then(|delta| from.checked_add_signed(delta))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// How long until a wall-clock deadline; zero once it has passed.
+    pub(crate) fn until(&self, deadline: DateTime<Utc>) -> Duration {
+        (deadline - self.now()).to_std().unwrap_or(Duration::ZERO)
+    }
+
+    /// The tokio instant of a wall-clock deadline.
+    pub(crate) fn instant_of(&self, deadline: DateTime<Utc>) -> Instant {
+        Instant::now() + self.until(deadline)
+    }
 }
 
 /// Formats a timestamp the way Step Functions shows them: RFC 3339, milliseconds, `Z`.
@@ -53,6 +72,15 @@ mod tests {
         let before = clock.now();
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert_eq!((clock.now() - before).num_seconds(), 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_are_scaled_and_count_down_with_time() {
+        let clock = Clock::new(0.5);
+        let deadline = clock.deadline(clock.now(), 10.0);
+        assert_eq!(clock.until(deadline), Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert_eq!(clock.until(deadline), Duration::ZERO);
     }
 
     #[test]

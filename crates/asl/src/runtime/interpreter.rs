@@ -1,8 +1,9 @@
 //! The interpreter: walks a state machine for one execution, state by state, applying input and
 //! output processing, Retry and Catch, and recording every step in the execution's history.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -10,8 +11,10 @@ use futures::{StreamExt, stream};
 use serde_json::{Value, json};
 use tracing::{Instrument, debug, info, info_span};
 
+use super::checkpoint::{Checkpoint, Cursor, Position, RetryProgress, inner_block, inner_prefix};
 use super::clock::format_time;
 use super::history::EventDetails;
+use super::store::Op;
 use super::{
     ExecutionEvent, ExecutionHandle, ExecutionStatus, Inner, MAX_PAYLOAD_BYTES, MachineRecord,
     retry,
@@ -40,6 +43,19 @@ fn step(transition: &Transition, output: Value) -> Step {
     }
 }
 
+/// How a block enters its next state.
+struct Entry<'a> {
+    block: &'a str,
+    /// The saved position when the block resumes from a checkpoint.
+    resume: Option<Position>,
+    /// Inner blocks of the previous state whose checkpoints go with this transition.
+    clear: Option<String>,
+}
+
+fn has_inner_blocks(state: &State) -> bool {
+    matches!(state, State::Parallel(_) | State::Map(_))
+}
+
 /// How an execution ended.
 enum Outcome {
     Succeeded(Value),
@@ -56,6 +72,10 @@ pub(crate) struct Execution {
     machine: Arc<MachineRecord>,
     input: Value,
     start_time: DateTime<Utc>,
+    /// Checkpoints read back from the store that no block has taken yet.
+    pub(crate) resume: Mutex<HashMap<String, Checkpoint>>,
+    /// Resumed after a restart rather than started.
+    resumed: bool,
 }
 
 impl Execution {
@@ -63,6 +83,7 @@ impl Execution {
         inner: Arc<Inner>,
         handle: Arc<ExecutionHandle>,
         machine: Arc<MachineRecord>,
+        resume: Option<HashMap<String, Checkpoint>>,
     ) {
         let (arn, name, input, start_time) = {
             let record = handle.lock();
@@ -83,6 +104,8 @@ impl Execution {
             machine,
             input,
             start_time,
+            resumed: resume.is_some(),
+            resume: Mutex::new(resume.unwrap_or_default()),
         });
         let task = tokio::spawn(execution.run().instrument(span));
         *handle.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
@@ -95,16 +118,20 @@ impl Execution {
             cause: cause.to_string(),
         };
         let optional = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        if finish(
-            inner,
-            handle,
-            ExecutionStatus::Aborted,
-            None,
-            optional(error),
-            optional(cause),
+        let ending = Ending {
+            status: ExecutionStatus::Aborted,
+            output: None,
+            error: optional(error),
+            cause: optional(cause),
             details,
-        ) {
-            let arn = handle.lock().description.execution_arn.clone();
+        };
+        if let Some(arn) = finish(inner, handle, ending) {
+            if let Some(store) = &inner.store
+                && let Err(e) = store.commit_blocking(Op::Sync)
+            {
+                tracing::error!(execution = %arn, error = %e, "execution stop not saved");
+            }
+            notify(inner, handle, &arn, ExecutionStatus::Aborted);
             inner.tokens.close_execution(&arn);
             if let Some(task) = handle
                 .abort
@@ -118,28 +145,41 @@ impl Execution {
     }
 
     async fn run(self: Arc<Self>) {
-        info!(state_machine = %self.machine.arn, "execution started");
-        let role_arn = self.role_arn();
-        self.event(EventDetails::ExecutionStarted {
-            input: self.input.clone(),
-            role_arn,
-        });
-        let _ = self.inner.events.send(ExecutionEvent::Started {
-            arn: self.arn.clone(),
-        });
+        if self.resumed {
+            info!(state_machine = %self.machine.arn, "execution resumed");
+        } else {
+            info!(state_machine = %self.machine.arn, "execution started");
+            let role_arn = self.role_arn();
+            self.event(EventDetails::ExecutionStarted {
+                input: self.input.clone(),
+                role_arn,
+            });
+            let _ = self.inner.events.send(ExecutionEvent::Started {
+                arn: self.arn.clone(),
+            });
+        }
         let definition = Arc::clone(&self.machine.definition);
-        let body = self.run_block(&definition.states, self.input.clone());
+        let body = self.run_block(&definition.states, String::new(), self.input.clone());
         let outcome = match definition.timeout_seconds {
-            Some(t) => match tokio::time::timeout(self.inner.clock.scaled(t as f64), body).await {
-                Ok(result) => result.into(),
-                Err(_) => Outcome::TimedOut,
-            },
+            Some(t) => {
+                // Counted from the start, so a resumed execution keeps its original deadline.
+                let deadline = self.inner.clock.deadline(self.start_time, t as f64);
+                match tokio::time::timeout(self.inner.clock.until(deadline), body).await {
+                    Ok(result) => result.into(),
+                    Err(_) => Outcome::TimedOut,
+                }
+            }
             None => body.await.into(),
         };
-        self.conclude(outcome);
+        let ending = self.conclude(outcome);
+        let status = ending.status;
+        if let Some(arn) = finish(&self.inner, &self.handle, ending) {
+            self.commit(Op::Sync).await;
+            notify(&self.inner, &self.handle, &arn, status);
+        }
     }
 
-    fn conclude(&self, outcome: Outcome) {
+    fn conclude(&self, outcome: Outcome) -> Ending {
         let (status, output, error, cause, details) = match outcome {
             Outcome::Succeeded(output) => {
                 let details = EventDetails::ExecutionSucceeded {
@@ -182,15 +222,13 @@ impl Execution {
                 )
             }
         };
-        finish(
-            &self.inner,
-            &self.handle,
+        Ending {
             status,
             output,
             error,
             cause,
             details,
-        );
+        }
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -198,7 +236,8 @@ impl Execution {
     }
 
     pub(crate) fn event(&self, details: EventDetails) {
-        self.handle.record(self.now(), details);
+        self.handle
+            .record(self.inner.store.as_ref(), self.now(), details);
     }
 
     fn role_arn(&self) -> String {
@@ -228,56 +267,85 @@ impl Execution {
         })
     }
 
+    /// Runs a block from its checkpoint if one was saved, else from `StartAt` with `input`.
     pub(crate) fn run_block<'a>(
         &'a self,
         block: &'a States,
+        key: String,
         input: Value,
     ) -> BoxFuture<'a, Result<Value, StatesError>> {
         Box::pin(async move {
-            let mut name = block.start_at.clone();
-            let mut input = input;
+            let (mut name, mut input, mut resume) = match self.take_checkpoint(&key) {
+                Some(Checkpoint::Done { output }) => return Ok(output),
+                Some(Checkpoint::State(p)) => (p.state.clone(), p.input.clone(), Some(p)),
+                None => (block.start_at.clone(), input, None),
+            };
+            let mut clear = None;
             loop {
                 let Some(state) = block.states.get(&name) else {
                     return Err(StatesError::runtime(format!(
                         "state {name:?} does not exist"
                     )));
                 };
-                match self.run_state(&name, state, input).await? {
+                let entry = Entry {
+                    block: &key,
+                    resume: resume.take(),
+                    clear: clear.take(),
+                };
+                let step = self.run_state(&name, state, input, entry).await?;
+                let inner_blocks = has_inner_blocks(state).then(|| inner_prefix(&key, &name));
+                match step {
                     Step::Next(next, output) => {
                         debug!(from = %name, to = %next, "transition");
                         name = next;
                         input = output;
+                        clear = inner_blocks;
                     }
-                    Step::End(output) => return Ok(output),
+                    Step::End(output) => {
+                        if !key.is_empty() {
+                            self.save_done(&key, &output, inner_blocks).await;
+                        }
+                        return Ok(output);
+                    }
                 }
             }
         })
     }
 
+    /// Enters a state (or resumes it), commits the checkpoint, and runs it.
     async fn run_state(
         &self,
         name: &str,
         state: &State,
         input: Value,
+        entry: Entry<'_>,
     ) -> Result<Step, StatesError> {
-        let entered = self.now();
         let state_type = state.type_name().to_string();
-        debug!(state = %name, state_type = %state_type, "state entered");
-        let entered_id = self.handle.lock().history.len() + 1;
-        self.event(EventDetails::StateEntered {
-            state_type: state_type.clone(),
-            name: name.to_string(),
-            input: input.clone(),
-        });
+        let (cursor, entered_id) = match entry.resume {
+            Some(position) => {
+                debug!(state = %name, state_type = %state_type, "state resumed");
+                (
+                    Cursor::new(entry.block, position, true),
+                    self.entered_event_id(name),
+                )
+            }
+            None => {
+                debug!(state = %name, state_type = %state_type, "state entered");
+                let entered_id = self.handle.lock().history.len() + 1;
+                let cursor = self.enter(name, state, &input, entry).await;
+                (cursor, entered_id)
+            }
+        };
+        let entered = cursor.entered();
         let result = match state {
-            State::Task(t) => self.task(name, t, input, entered).await,
+            State::Task(t) => self.task(name, t, input, &cursor).await,
             State::Pass(p) => self.pass(name, p, &input, entered),
             State::Choice(c) => self.choice(name, c, &input, entered),
-            State::Wait(w) => self.wait(w, &input).await,
+            State::Wait(w) => self.wait(w, &input, entered).await,
             State::Succeed(s) => io_only(&s.io, &input).map(Step::End),
             State::Fail(f) => Err(self.fail(f, &input, name, entered)),
-            State::Parallel(p) => self.parallel(name, p, input, entered).await,
-            State::Map(m) => self.map(name, m, input, entered).await,
+            State::Parallel(p) => self.parallel(name, p, input, &cursor).await,
+            State::Map(m) => self.map(name, m, input, &cursor).await,
         };
         let step = result.map_err(|e| annotate(e, name, entered_id))?;
         let output = match &step {
@@ -290,6 +358,49 @@ impl Execution {
             output: output.clone(),
         });
         Ok(step)
+    }
+
+    /// Records `StateEntered` and queues the block's new position with it. States that act on
+    /// the world or on time (Task, Wait, Parallel, Map) start only once that is committed; the
+    /// pure ones (Pass, Choice, Succeed, Fail) go on at once, since running one of them again
+    /// after a crash changes nothing.
+    async fn enter(&self, name: &str, state: &State, input: &Value, entry: Entry<'_>) -> Cursor {
+        let now = self.now();
+        let position = Position {
+            state: name.to_string(),
+            input: input.clone(),
+            entered: now,
+            retry: RetryProgress::default(),
+            task: None,
+        };
+        let cursor = Cursor::new(entry.block, position, false);
+        let op = self.position_op(&cursor, entry.clear);
+        let details = EventDetails::StateEntered {
+            state_type: state.type_name().to_string(),
+            name: name.to_string(),
+            input: input.clone(),
+        };
+        self.handle
+            .record_with(self.inner.store.as_ref(), now, details, op);
+        let pure = matches!(
+            state,
+            State::Pass(_) | State::Choice(_) | State::Succeed(_) | State::Fail(_)
+        );
+        if !pure {
+            self.commit(Op::Sync).await;
+        }
+        cursor
+    }
+
+    /// The id of the latest `StateEntered` event of a resumed state, as error causes quote it.
+    fn entered_event_id(&self, name: &str) -> usize {
+        let record = self.handle.lock();
+        record
+            .history
+            .iter()
+            .rev()
+            .find(|e| matches!(&e.details, EventDetails::StateEntered { name: n, .. } if n == name))
+            .map_or(record.history.len(), |e| e.id as usize)
     }
 
     fn pass(
@@ -337,13 +448,20 @@ impl Execution {
         Ok(Step::Next(next.clone(), output))
     }
 
-    async fn wait(&self, state: &WaitState, input: &Value) -> Result<Step, StatesError> {
+    /// Waits until a deadline counted from when the state was entered, so that a resumed Wait
+    /// fires at its original time (at once if that has passed).
+    async fn wait(
+        &self,
+        state: &WaitState,
+        input: &Value,
+        entered: DateTime<Utc>,
+    ) -> Result<Step, StatesError> {
         let effective = io::select(&state.io.input_path, input, "InputPath")?;
         let seconds =
             match &state.wait {
                 WaitFor::Seconds(n) => *n as f64,
                 WaitFor::SecondsPath(path) => seconds_at(path, &effective, "SecondsPath")? as f64,
-                WaitFor::Timestamp(t) => self.seconds_until(t.to_utc()),
+                WaitFor::Timestamp(t) => seconds_between(entered, t.to_utc()),
                 WaitFor::TimestampPath(path) => {
                     let value = select_required(path, &effective, "TimestampPath")?;
                     let when = value.as_str().and_then(choice::parse_timestamp).ok_or_else(|| {
@@ -352,16 +470,13 @@ impl Execution {
                         path.as_str()
                     ))
                 })?;
-                    self.seconds_until(when.to_utc())
+                    seconds_between(entered, when.to_utc())
                 }
             };
-        tokio::time::sleep(self.inner.clock.scaled(seconds)).await;
+        let deadline = self.inner.clock.deadline(entered, seconds);
+        tokio::time::sleep(self.inner.clock.until(deadline)).await;
         let output = io::select(&state.io.output_path, &effective, "OutputPath")?;
         Ok(step(&state.transition, output))
-    }
-
-    fn seconds_until(&self, when: DateTime<Utc>) -> f64 {
-        ((when - self.now()).num_milliseconds().max(0) as f64) / 1000.0
     }
 
     fn fail(
@@ -398,12 +513,18 @@ impl Execution {
         name: &str,
         state: &ParallelState,
         input: Value,
-        entered: DateTime<Utc>,
+        cursor: &Cursor,
     ) -> Result<Step, StatesError> {
-        let attempt =
-            |retry_count| self.parallel_attempt(name, state, &input, entered, retry_count);
-        self.with_handling(name, &state.handling, &input, &state.transition, attempt)
-            .await
+        let attempt = |retry_count| self.parallel_attempt(name, state, &input, cursor, retry_count);
+        self.with_handling(
+            name,
+            &state.handling,
+            &input,
+            &state.transition,
+            cursor,
+            attempt,
+        )
+        .await
     }
 
     async fn parallel_attempt(
@@ -411,9 +532,10 @@ impl Execution {
         name: &str,
         state: &ParallelState,
         input: &Value,
-        entered: DateTime<Utc>,
+        cursor: &Cursor,
         retry_count: u32,
     ) -> Result<Value, StatesError> {
+        let entered = cursor.entered();
         let effective = io::select(&state.io.input_path, input, "InputPath")?;
         let context = self.context(name, entered, retry_count);
         let effective =
@@ -421,10 +543,10 @@ impl Execution {
         self.event(EventDetails::ParallelStateStarted {
             name: name.to_string(),
         });
-        let branches = state
-            .branches
-            .iter()
-            .map(|b| self.run_block(b, effective.clone()));
+        let branches = state.branches.iter().enumerate().map(|(i, b)| {
+            let key = inner_block(&cursor.block, name, retry_count, i);
+            self.run_block(b, key, effective.clone())
+        });
         match futures::future::try_join_all(branches).await {
             Ok(results) => {
                 self.event(EventDetails::ParallelStateSucceeded {
@@ -454,11 +576,18 @@ impl Execution {
         name: &str,
         state: &MapState,
         input: Value,
-        entered: DateTime<Utc>,
+        cursor: &Cursor,
     ) -> Result<Step, StatesError> {
-        let attempt = |retry_count| self.map_attempt(name, state, &input, entered, retry_count);
-        self.with_handling(name, &state.handling, &input, &state.transition, attempt)
-            .await
+        let attempt = |retry_count| self.map_attempt(name, state, &input, cursor, retry_count);
+        self.with_handling(
+            name,
+            &state.handling,
+            &input,
+            &state.transition,
+            cursor,
+            attempt,
+        )
+        .await
     }
 
     async fn map_attempt(
@@ -466,9 +595,10 @@ impl Execution {
         name: &str,
         state: &MapState,
         input: &Value,
-        entered: DateTime<Utc>,
+        cursor: &Cursor,
         retry_count: u32,
     ) -> Result<Value, StatesError> {
+        let entered = cursor.entered();
         let effective = io::select(&state.io.input_path, input, "InputPath")?;
         let context = self.context(name, entered, retry_count);
         let items = match state.items_path.select(&effective, &context) {
@@ -492,10 +622,15 @@ impl Execution {
             name: name.to_string(),
             length: items.len(),
         });
-        match self
-            .map_items(name, state, &effective, &context, items, &limits)
-            .await
-        {
+        let run = MapRun {
+            name,
+            state,
+            effective: &effective,
+            context: &context,
+            block: &cursor.block,
+            retry_count,
+        };
+        match self.map_items(&run, items, &limits).await {
             Ok(results) => {
                 self.event(EventDetails::MapStateSucceeded {
                     name: name.to_string(),
@@ -521,10 +656,7 @@ impl Execution {
 
     async fn map_items(
         &self,
-        name: &str,
-        state: &MapState,
-        effective: &Value,
-        context: &Value,
+        run: &MapRun<'_>,
         items: Vec<Value>,
         limits: &MapLimits,
     ) -> Result<Vec<Value>, StatesError> {
@@ -532,13 +664,9 @@ impl Execution {
         let iterations = items
             .into_iter()
             .enumerate()
-            .map(|(index, item)| async move {
-                (
-                    index,
-                    self.map_iteration(name, state, effective, context, index, item)
-                        .await,
-                )
-            });
+            .map(
+                |(index, item)| async move { (index, self.map_iteration(run, index, item).await) },
+            );
         let mut running = stream::iter(iterations).buffer_unordered(limits.concurrency.max(1));
         let mut results = vec![Value::Null; total];
         let mut failures = 0usize;
@@ -566,18 +694,16 @@ impl Execution {
 
     async fn map_iteration(
         &self,
-        name: &str,
-        state: &MapState,
-        effective: &Value,
-        context: &Value,
+        run: &MapRun<'_>,
         index: usize,
         item: Value,
     ) -> Result<Value, StatesError> {
+        let (name, state) = (run.name, run.state);
         let item_input = match &state.item_selector {
             Some(selector) => {
-                let mut item_context = context.clone();
+                let mut item_context = run.context.clone();
                 item_context["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                selector.evaluate(effective, &item_context, "ItemSelector")?
+                selector.evaluate(run.effective, &item_context, "ItemSelector")?
             }
             None => item,
         };
@@ -585,7 +711,8 @@ impl Execution {
             name: name.to_string(),
             index,
         });
-        let result = self.run_block(&state.processor, item_input).await;
+        let key = inner_block(run.block, name, run.retry_count, index);
+        let result = self.run_block(&state.processor, key, item_input).await;
         match &result {
             Ok(_) => self.event(EventDetails::MapIterationSucceeded {
                 name: name.to_string(),
@@ -601,21 +728,28 @@ impl Execution {
         result
     }
 
-    /// Runs `attempt` under the state's Retry and Catch rules.
+    /// Runs `attempt` under the state's Retry and Catch rules. Retry counters and the time
+    /// the next retry is due are checkpointed, so a resumed state keeps them.
     pub(crate) async fn with_handling<F, Fut>(
         &self,
         name: &str,
         handling: &ResultHandling,
         raw_input: &Value,
         transition: &Transition,
+        cursor: &Cursor,
         mut attempt: F,
     ) -> Result<Step, StatesError>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<Value, StatesError>>,
     {
-        let mut attempts = vec![0u32; handling.retry.len()];
-        let mut retry_count = 0u32;
+        let progress = cursor.retry();
+        let mut attempts = progress.attempts;
+        attempts.resize(handling.retry.len(), 0);
+        let mut retry_count = progress.retry_count;
+        if let Some(due) = progress.retry_at {
+            tokio::time::sleep(self.inner.clock.until(due)).await;
+        }
         loop {
             let error = match attempt(retry_count).await {
                 Ok(output) => return Ok(step(transition, output)),
@@ -637,7 +771,14 @@ impl Execution {
                     retry_count,
                     delay_seconds: delay,
                 });
-                tokio::time::sleep(self.inner.clock.scaled(delay)).await;
+                let due = self.inner.clock.deadline(self.now(), delay);
+                cursor.set_retry(RetryProgress {
+                    attempts: attempts.clone(),
+                    retry_count,
+                    retry_at: Some(due),
+                });
+                self.save(cursor, None).await;
+                tokio::time::sleep(self.inner.clock.until(due)).await;
                 continue;
             }
             let Some(catcher) = handling
@@ -668,35 +809,53 @@ impl From<Result<Value, StatesError>> for Outcome {
     }
 }
 
-/// Records the end of an execution unless it already ended; `true` if this call ended it.
-fn finish(
-    inner: &Inner,
-    handle: &ExecutionHandle,
+/// How an execution ends, as recorded in its description and history.
+struct Ending {
     status: ExecutionStatus,
     output: Option<Value>,
     error: Option<String>,
     cause: Option<String>,
     details: EventDetails,
-) -> bool {
+}
+
+/// Records the end of an execution unless it already ended, and queues it for the store;
+/// returns the execution's ARN if this call ended it.
+fn finish(inner: &Inner, handle: &ExecutionHandle, ending: Ending) -> Option<String> {
     let now = inner.clock.now();
     let arn = {
         let mut record = handle.lock();
         if record.description.status.is_terminal() {
-            return false;
+            return None;
         }
         let d = &mut record.description;
-        d.status = status;
-        d.output = output;
-        d.error = error;
-        d.cause = cause;
+        d.status = ending.status;
+        d.output = ending.output;
+        d.error = ending.error;
+        d.cause = ending.cause;
         d.stop_date = Some(now);
         d.execution_arn.clone()
     };
-    handle.record(now, details);
-    info!(execution = %arn, status = %status, "execution finished");
+    handle.record(inner.store.as_ref(), now, ending.details);
+    if let Some(store) = &inner.store {
+        let description = serde_json::to_string(&handle.lock().description).unwrap_or_default();
+        store.queue(Op::Finish {
+            arn: arn.clone(),
+            status: ending.status.as_str().to_string(),
+            description,
+        });
+    }
+    info!(execution = %arn, status = %ending.status, "execution finished");
+    Some(arn)
+}
+
+/// Tells waiters and subscribers that an execution ended; a durable engine calls it once the
+/// end is committed.
+fn notify(inner: &Inner, handle: &ExecutionHandle, arn: &str, status: ExecutionStatus) {
     handle.status.send_replace(status);
-    let _ = inner.events.send(ExecutionEvent::Finished { arn, status });
-    true
+    let _ = inner.events.send(ExecutionEvent::Finished {
+        arn: arn.to_string(),
+        status,
+    });
 }
 
 /// ResultSelector → ResultPath → OutputPath.
@@ -715,6 +874,10 @@ pub(crate) fn finish_result(
     )?;
     let placed = io::place_result(&handling.result_path, raw_input, selected)?;
     io::select(&io_paths.output_path, &placed, "OutputPath")
+}
+
+fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    ((to - from).num_milliseconds().max(0) as f64) / 1000.0
 }
 
 fn io_only(paths: &Io, input: &Value) -> Result<Value, StatesError> {
@@ -768,6 +931,17 @@ pub(crate) fn seconds_at(path: &Path, input: &Value, field: &str) -> Result<u64,
             path.as_str()
         ))
     })
+}
+
+/// One attempt of a Map state, as its iterations see it.
+struct MapRun<'a> {
+    name: &'a str,
+    state: &'a MapState,
+    effective: &'a Value,
+    context: &'a Value,
+    /// The block the Map state is in.
+    block: &'a str,
+    retry_count: u32,
 }
 
 /// Concurrency and failure tolerance of one Map run.

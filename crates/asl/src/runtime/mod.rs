@@ -5,14 +5,18 @@
 //! is recorded as [`HistoryEvent`]s on its [`ExecutionRecord`]; the record plus the events are
 //! the explicit execution state a durable store would persist.
 
+mod checkpoint;
 mod clock;
+mod durable;
 mod history;
 mod interpreter;
 mod retry;
+mod store;
 mod task;
 mod tokens;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -23,10 +27,13 @@ use tokio::sync::{broadcast, watch};
 use tracing::info;
 
 pub use history::{EventDetails, HistoryEvent};
+pub use store::StoreError;
 
 use crate::definition::{self, IntegrationPattern, LoadError, StateMachine};
 use clock::Clock;
+use durable::Restored;
 use interpreter::Execution;
+use store::{Op, Store};
 use tokens::{Callback, TokenRegistry};
 
 /// Largest payload (bytes of JSON) Step Functions accepts as task output or input.
@@ -194,6 +201,8 @@ pub(crate) struct MachineRecord {
     pub(crate) arn: String,
     pub(crate) name: String,
     pub(crate) definition: Arc<StateMachine>,
+    /// The stored definition this record was built from (0 in a memory-only engine).
+    pub(crate) definition_id: i64,
 }
 
 /// The mutable state of one execution: its description and its history so far.
@@ -218,16 +227,45 @@ impl ExecutionHandle {
         self.record.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends an event to the history.
-    pub(crate) fn record(&self, timestamp: DateTime<Utc>, details: EventDetails) {
+    /// Appends an event to the history, and queues it for the store of a durable engine.
+    pub(crate) fn record(
+        &self,
+        store: Option<&Store>,
+        timestamp: DateTime<Utc>,
+        details: EventDetails,
+    ) {
+        self.record_with(store, timestamp, details, None);
+    }
+
+    /// Like [`ExecutionHandle::record`], queueing `then` right after the event: whoever sees
+    /// the event in the history knows that both writes are queued.
+    pub(crate) fn record_with(
+        &self,
+        store: Option<&Store>,
+        timestamp: DateTime<Utc>,
+        details: EventDetails,
+        then: Option<Op>,
+    ) {
         let mut record = self.lock();
         let id = record.history.len() as u64 + 1;
-        record.history.push(HistoryEvent {
+        let event = HistoryEvent {
             id,
             previous_event_id: id - 1,
             timestamp,
             details,
-        });
+        };
+        if let Some(store) = store {
+            // Queued under the lock so that the store sees an execution's events in id order.
+            store.queue(Op::Event {
+                execution_arn: record.description.execution_arn.clone(),
+                id,
+                event: serde_json::to_string(&event).unwrap_or_default(),
+            });
+            if let Some(op) = then {
+                store.queue(op);
+            }
+        }
+        record.history.push(event);
     }
 }
 
@@ -240,9 +278,30 @@ pub(crate) struct Inner {
     pub(crate) executions: Mutex<HashMap<String, Arc<ExecutionHandle>>>,
     pub(crate) tokens: Arc<TokenRegistry>,
     pub(crate) events: broadcast::Sender<ExecutionEvent>,
+    /// The SQLite store of a durable engine; `None` keeps everything in memory.
+    pub(crate) store: Option<Store>,
+    pub(crate) next_definition_id: AtomicI64,
+    /// What a durable engine read back and has not resumed yet.
+    pub(crate) restored: Mutex<Restored>,
 }
 
 impl Inner {
+    fn new(config: EngineConfig, store: Option<Store>) -> Inner {
+        let (events, _) = broadcast::channel(1024);
+        Inner {
+            clock: Clock::new(config.time_scale),
+            config,
+            handlers: RwLock::default(),
+            machines: RwLock::default(),
+            executions: Mutex::default(),
+            tokens: Arc::default(),
+            events,
+            store,
+            next_definition_id: AtomicI64::new(1),
+            restored: Mutex::default(),
+        }
+    }
+
     pub(crate) fn handler(&self, base_resource: &str) -> Option<Arc<dyn TaskHandler>> {
         read(&self.handlers).get(base_resource).cloned()
     }
@@ -275,18 +334,10 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// An engine that keeps everything in memory: nothing survives the process.
     pub fn new(config: EngineConfig) -> Arc<Engine> {
-        let (events, _) = broadcast::channel(1024);
         Arc::new(Engine {
-            inner: Arc::new(Inner {
-                clock: Clock::new(config.time_scale),
-                config,
-                handlers: RwLock::default(),
-                machines: RwLock::default(),
-                executions: Mutex::default(),
-                tokens: Arc::default(),
-                events,
-            }),
+            inner: Arc::new(Inner::new(config, None)),
         })
     }
 
@@ -322,10 +373,12 @@ impl Engine {
             "arn:aws:states:{}:{}:stateMachine:{name}",
             self.inner.config.region, self.inner.config.account
         );
+        let definition_id = self.persist_definition(&arn, name, definition_json, substitutions);
         let record = MachineRecord {
             arn: arn.clone(),
             name: name.to_string(),
             definition: Arc::new(machine),
+            definition_id,
         };
         write(&self.inner.machines).insert(arn.clone(), Arc::new(record));
         info!(state_machine = %arn, "state machine created");
@@ -375,7 +428,9 @@ impl Engine {
             executions.insert(arn.clone(), Arc::clone(&handle));
             handle
         };
-        Execution::spawn(Arc::clone(&self.inner), handle, machine);
+        self.persist_execution(&handle, &machine);
+        Execution::spawn(Arc::clone(&self.inner), handle, machine, None);
+        self.sync().await;
         Ok(arn)
     }
 
@@ -415,7 +470,7 @@ impl Engine {
                 "invalid output: {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
             )));
         }
-        self.inner.tokens.deliver(token, Callback::Success(output))
+        self.deliver(token, Callback::Success(output))
     }
 
     pub fn send_task_failure(
@@ -428,11 +483,11 @@ impl Engine {
             error: error.to_string(),
             cause: cause.to_string(),
         };
-        self.inner.tokens.deliver(token, callback)
+        self.deliver(token, callback)
     }
 
     pub fn send_task_heartbeat(&self, token: &str) -> Result<(), CallbackError> {
-        self.inner.tokens.deliver(token, Callback::Heartbeat)
+        self.deliver(token, Callback::Heartbeat)
     }
 
     /// Stops a running execution (status `ABORTED`); its waiting tasks' tokens become late.

@@ -1,6 +1,11 @@
 //! Task states: one attempt runs InputPath → Parameters → handler → ResultSelector → ResultPath
 //! → OutputPath; the handler is awaited directly (RequestResponse, Sync) or the task waits for a
 //! callback with its token (WaitForTaskToken), under TimeoutSeconds and HeartbeatSeconds.
+//!
+//! A durable engine commits a `.waitForTaskToken` attempt's token and start time before the
+//! handler sees the token, so after a restart the task waits for the same token, with its
+//! timeouts counted from the original start, and hands the work off again only if the handler
+//! had not returned before the restart.
 
 use std::time::Duration;
 
@@ -10,8 +15,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace};
 
+use super::checkpoint::{Cursor, TaskProgress};
 use super::history::EventDetails;
 use super::interpreter::{Execution, Step, finish_result, seconds_at};
+use super::store::Op;
 use super::tokens::{Callback, TokenGuard};
 use super::{TaskCall, TaskFailure};
 use crate::definition::{IntegrationPattern, Seconds, TaskState};
@@ -24,17 +31,36 @@ struct Timers {
     heartbeat: Option<u64>,
 }
 
+/// The token of one `.waitForTaskToken` attempt and what is known about it.
+struct TokenSession {
+    guard: TokenGuard,
+    callbacks: mpsc::UnboundedReceiver<Callback>,
+    started: DateTime<Utc>,
+    /// The last heartbeat, or the start.
+    last_beat: DateTime<Utc>,
+    /// Restored from a checkpoint rather than issued by this attempt.
+    resumed: bool,
+    submitted: bool,
+}
+
 impl Execution {
     pub(crate) async fn task(
         &self,
         name: &str,
         task: &TaskState,
         input: Value,
-        entered: DateTime<Utc>,
+        cursor: &Cursor,
     ) -> Result<Step, StatesError> {
-        let attempt = |retry_count| self.task_attempt(name, task, &input, entered, retry_count);
-        self.with_handling(name, &task.handling, &input, &task.transition, attempt)
-            .await
+        let attempt = |retry_count| self.task_attempt(name, task, &input, cursor, retry_count);
+        self.with_handling(
+            name,
+            &task.handling,
+            &input,
+            &task.transition,
+            cursor,
+            attempt,
+        )
+        .await
     }
 
     async fn task_attempt(
@@ -42,7 +68,7 @@ impl Execution {
         name: &str,
         task: &TaskState,
         input: &Value,
-        entered: DateTime<Utc>,
+        cursor: &Cursor,
         retry_count: u32,
     ) -> Result<Value, StatesError> {
         let effective = io::select(&task.io.input_path, input, "InputPath")?;
@@ -50,21 +76,27 @@ impl Execution {
             timeout: resolve_seconds(&task.timeout, &effective, "TimeoutSecondsPath")?,
             heartbeat: resolve_seconds(&task.heartbeat, &effective, "HeartbeatSecondsPath")?,
         };
-        let token = (task.pattern == IntegrationPattern::WaitForTaskToken)
-            .then(|| self.inner.tokens.issue(&self.arn));
-        let mut context = self.context(name, entered, retry_count);
-        if let Some((guard, _)) = &token {
-            context["Task"] = json!({"Token": guard.token()});
+        let token = match task.pattern {
+            IntegrationPattern::WaitForTaskToken => Some(self.open_token(cursor).await),
+            _ => None,
+        };
+        let mut context = self.context(name, cursor.entered(), retry_count);
+        if let Some(session) = &token {
+            context["Task"] = json!({"Token": session.guard.token()});
         }
         let parameters =
             io::apply_template(task.parameters.as_ref(), effective, &context, "Parameters")?;
-        self.event(EventDetails::TaskScheduled {
-            resource: task.resource.clone(),
-            parameters: parameters.clone(),
-            timeout_seconds: timers.timeout,
-            heartbeat_seconds: timers.heartbeat,
-        });
-        let result = self.invoke(name, task, parameters, token, &timers).await;
+        if !token.as_ref().is_some_and(|t| t.resumed) {
+            self.event(EventDetails::TaskScheduled {
+                resource: task.resource.clone(),
+                parameters: parameters.clone(),
+                timeout_seconds: timers.timeout,
+                heartbeat_seconds: timers.heartbeat,
+            });
+        }
+        let result = self
+            .invoke(name, task, parameters, token, &timers, cursor)
+            .await;
         match &result {
             Ok(output) => self.event(EventDetails::TaskSucceeded {
                 resource: task.resource.clone(),
@@ -86,13 +118,54 @@ impl Execution {
         finish_result(&task.handling, &task.io, input, result?, &context)
     }
 
+    /// The token of this attempt: the one restored from the checkpoint when the task resumes,
+    /// else a new one, committed before anyone can see it.
+    async fn open_token(&self, cursor: &Cursor) -> TokenSession {
+        if let Some(progress) = cursor.take_task()
+            && let Some((callbacks, beat)) = self.inner.take_restored_token(&progress.token)
+        {
+            return TokenSession {
+                guard: self.inner.tokens.guard(&progress.token),
+                started: progress.started,
+                last_beat: beat.map_or(progress.started, |b| b.max(progress.started)),
+                resumed: true,
+                // A callback that arrived already needs no new hand-off.
+                submitted: progress.submitted || !callbacks.is_empty(),
+                callbacks,
+            };
+        }
+        let (guard, callbacks) = self.inner.tokens.issue(&self.arn);
+        let started = self.now();
+        if let Some(store) = &self.inner.store {
+            store.queue(Op::Token {
+                token: guard.token().to_string(),
+                execution_arn: self.arn.clone(),
+            });
+            cursor.set_task(Some(TaskProgress {
+                token: guard.token().to_string(),
+                started,
+                submitted: false,
+            }));
+            self.save(cursor, None).await;
+        }
+        TokenSession {
+            guard,
+            callbacks,
+            started,
+            last_beat: started,
+            resumed: false,
+            submitted: false,
+        }
+    }
+
     async fn invoke(
         &self,
         name: &str,
         task: &TaskState,
         parameters: Value,
-        token: Option<(TokenGuard, mpsc::UnboundedReceiver<Callback>)>,
+        token: Option<TokenSession>,
         timers: &Timers,
+        cursor: &Cursor,
     ) -> Result<Value, StatesError> {
         let handler = self.inner.handler(&task.base_resource).ok_or_else(|| {
             StatesError::runtime(format!(
@@ -104,17 +177,19 @@ impl Execution {
             resource: task.resource.clone(),
             pattern: task.pattern,
             parameters,
-            task_token: token.as_ref().map(|(guard, _)| guard.token().to_string()),
+            task_token: token.as_ref().map(|t| t.guard.token().to_string()),
             execution_arn: self.arn.clone(),
             state_name: name.to_string(),
         };
         trace!(state = %name, parameters = %call.parameters, "invoking task handler");
-        self.event(EventDetails::TaskStarted {
-            resource: task.resource.clone(),
-        });
-        let timeout = timers.timeout.map(|t| self.inner.clock.scaled(t as f64));
+        if !token.as_ref().is_some_and(|t| t.resumed) {
+            self.event(EventDetails::TaskStarted {
+                resource: task.resource.clone(),
+            });
+        }
         match token {
             None => {
+                let timeout = timers.timeout.map(|t| self.inner.clock.scaled(t as f64));
                 let invocation = handler.invoke(call);
                 let result = match timeout {
                     Some(limit) => tokio::time::timeout(limit, invocation)
@@ -124,37 +199,59 @@ impl Execution {
                 };
                 result.map_err(failure)
             }
-            Some((guard, callbacks)) => {
-                let heartbeat = timers.heartbeat.map(|h| self.inner.clock.scaled(h as f64));
-                let handoff = tokio::spawn(async move { handler.invoke(call).await });
-                self.await_callback(task, guard, callbacks, handoff, timeout, heartbeat, timers)
+            Some(session) => {
+                let handoff = (!session.submitted)
+                    .then(|| tokio::spawn(async move { handler.invoke(call).await }));
+                self.await_callback(task, session, handoff, timers, cursor)
                     .await
             }
         }
     }
 
+    /// Records that the handler handed the work off, with the checkpoint that says so: a
+    /// resumed task does not hand it off again.
+    fn submitted(&self, task: &TaskState, output: Value, cursor: &Cursor) {
+        cursor.mark_submitted();
+        let details = EventDetails::TaskSubmitted {
+            resource: task.resource.clone(),
+            output,
+        };
+        let op = self.position_op(cursor, None);
+        self.handle
+            .record_with(self.inner.store.as_ref(), self.now(), details, op);
+    }
+
+    /// The tokio instant `seconds` (scaled) after a wall-clock time.
+    fn instant_after(&self, from: DateTime<Utc>, seconds: Option<u64>) -> Option<Instant> {
+        let clock = &self.inner.clock;
+        seconds.map(|s| clock.instant_of(clock.deadline(from, s as f64)))
+    }
+
     /// Waits for the callback of a `.waitForTaskToken` task, watching the handler's handoff,
     /// the task timeout and the heartbeat timer.
-    #[allow(clippy::too_many_arguments)]
     async fn await_callback(
         &self,
         task: &TaskState,
-        guard: TokenGuard,
-        mut callbacks: mpsc::UnboundedReceiver<Callback>,
-        handoff: tokio::task::JoinHandle<Result<Value, TaskFailure>>,
-        timeout: Option<Duration>,
-        heartbeat: Option<Duration>,
+        session: TokenSession,
+        mut handoff: Option<tokio::task::JoinHandle<Result<Value, TaskFailure>>>,
         timers: &Timers,
+        cursor: &Cursor,
     ) -> Result<Value, StatesError> {
-        let deadline = timeout.map(|d| Instant::now() + d);
-        let mut heartbeat_deadline = heartbeat.map(|d| Instant::now() + d);
-        let mut handoff = Some(handoff);
+        let deadline = self.instant_after(session.started, timers.timeout);
+        let mut heartbeat_deadline = self.instant_after(session.last_beat, timers.heartbeat);
+        let heartbeat: Option<Duration> =
+            timers.heartbeat.map(|h| self.inner.clock.scaled(h as f64));
+        let TokenSession {
+            guard,
+            mut callbacks,
+            ..
+        } = session;
         loop {
             tokio::select! {
                 joined = async { handoff.as_mut().expect("guarded by the select condition").await }, if handoff.is_some() => {
                     handoff = None;
                     match joined {
-                        Ok(Ok(output)) => self.event(EventDetails::TaskSubmitted { resource: task.resource.clone(), output }),
+                        Ok(Ok(output)) => self.submitted(task, output, cursor),
                         Ok(Err(f)) => return Err(failure(f)),
                         Err(e) => return Err(StatesError::new(crate::error::TASK_FAILED, format!("the task handler stopped unexpectedly: {e}"))),
                     }

@@ -7,13 +7,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::CallbackError;
 
-/// What a callback delivers to the waiting task.
-#[derive(Debug)]
+/// What a callback delivers to the waiting task; success and failure are also what a durable
+/// engine stores for the token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) enum Callback {
     Success(Value),
     Failure { error: String, cause: String },
@@ -89,6 +92,35 @@ impl TokenRegistry {
             token,
         };
         (guard, rx)
+    }
+
+    /// Registers a token read back from a durable store whose task still waits; callbacks
+    /// queue on the returned receiver until the resumed task takes it.
+    pub(crate) fn restore(
+        &self,
+        token: &str,
+        execution_arn: &str,
+    ) -> mpsc::UnboundedReceiver<Callback> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().insert(
+            token.to_string(),
+            Entry::Waiting(tx, execution_arn.to_string()),
+        );
+        rx
+    }
+
+    /// Registers a token read back from a durable store whose task has ended, so that a late
+    /// callback is still told that the task timed out.
+    pub(crate) fn restore_closed(&self, token: &str) {
+        self.lock().insert(token.to_string(), Entry::Closed);
+    }
+
+    /// A guard for a restored token.
+    pub(crate) fn guard(self: &Arc<Self>, token: &str) -> TokenGuard {
+        TokenGuard {
+            registry: Arc::clone(self),
+            token: token.to_string(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -233,6 +265,23 @@ mod tests {
             Err(CallbackError::TaskTimedOut(_))
         ));
         registry.deliver(b.token(), Callback::Heartbeat).unwrap();
+    }
+
+    #[test]
+    fn restored_tokens_accept_callbacks_before_their_task_resumes() {
+        let registry = Arc::new(TokenRegistry::default());
+        let token = "ab".repeat(32);
+        let mut rx = registry.restore(&token, "arn:x");
+        registry
+            .deliver(&token, Callback::Success(json!("done")))
+            .unwrap();
+        assert_eq!(rx.try_recv().unwrap(), Callback::Success(json!("done")));
+        let closed = "cd".repeat(32);
+        registry.restore_closed(&closed);
+        assert!(matches!(
+            registry.deliver(&closed, Callback::Heartbeat),
+            Err(CallbackError::TaskTimedOut(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,246 @@
+//! Checkpoints: where each block of an execution stands, saved at state boundaries so that a
+//! durable engine can resume an execution after a restart.
+//!
+//! A *block* is a sequence of states with its own position: the top level of the state machine
+//! (key `""`), a Parallel branch or a Map iteration. An inner block's key extends its parent's
+//! with the state's name, the attempt number and the branch or item index, so every block that
+//! can be running at one moment has its own key. A block's checkpoint is either the state it is
+//! in (with the state's input, entry time, retry progress and open task token) or, once the
+//! block has ended, its output; the checkpoints of a Parallel's or Map's inner blocks are dropped
+//! in the same commit that moves the outer block past that state.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::error;
+
+use super::interpreter::Execution;
+use super::store::Op;
+
+/// A block's saved progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "at", rename_all = "camelCase")]
+pub(crate) enum Checkpoint {
+    State(Position),
+    Done { output: Value },
+}
+
+/// The state a block is in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Position {
+    pub(crate) state: String,
+    pub(crate) input: Value,
+    pub(crate) entered: DateTime<Utc>,
+    #[serde(default)]
+    pub(crate) retry: RetryProgress,
+    #[serde(default)]
+    pub(crate) task: Option<TaskProgress>,
+}
+
+/// Retry counters of the state, and when the pending retry is due.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RetryProgress {
+    pub(crate) attempts: Vec<u32>,
+    pub(crate) retry_count: u32,
+    pub(crate) retry_at: Option<DateTime<Utc>>,
+}
+
+/// The open token of a `.waitForTaskToken` attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TaskProgress {
+    pub(crate) token: String,
+    /// When the attempt started: TimeoutSeconds and HeartbeatSeconds count from here.
+    pub(crate) started: DateTime<Utc>,
+    /// The handler returned, so the work was handed off and must not be handed off again.
+    pub(crate) submitted: bool,
+}
+
+/// The state a block is running, shared by the steps of that state that update its checkpoint.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    pub(crate) block: String,
+    // A std Mutex: updated between awaits, never held across one.
+    position: Mutex<Position>,
+    /// Set when this state was resumed from a checkpoint rather than entered afresh.
+    pub(crate) resumed: bool,
+}
+
+impl Cursor {
+    pub(crate) fn new(block: &str, position: Position, resumed: bool) -> Self {
+        Self {
+            block: block.to_string(),
+            position: Mutex::new(position),
+            resumed,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Position> {
+        self.position.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn entered(&self) -> DateTime<Utc> {
+        self.lock().entered
+    }
+
+    pub(crate) fn retry(&self) -> RetryProgress {
+        self.lock().retry.clone()
+    }
+
+    pub(crate) fn set_retry(&self, retry: RetryProgress) {
+        let mut position = self.lock();
+        position.retry = retry;
+        position.task = None;
+    }
+
+    /// Takes the resumed task progress, so that only the first attempt after a restart uses it.
+    pub(crate) fn take_task(&self) -> Option<TaskProgress> {
+        if self.resumed {
+            self.lock().task.clone()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn set_task(&self, task: Option<TaskProgress>) {
+        self.lock().task = task;
+    }
+
+    pub(crate) fn mark_submitted(&self) {
+        if let Some(task) = &mut self.lock().task {
+            task.submitted = true;
+        }
+    }
+
+    fn snapshot(&self) -> Position {
+        self.lock().clone()
+    }
+}
+
+/// Key of the inner block `index` of a Parallel or Map state in attempt `attempt`.
+pub(crate) fn inner_block(block: &str, state: &str, attempt: u32, index: usize) -> String {
+    format!("{}{attempt}#{index}", inner_prefix(block, state))
+}
+
+/// The common prefix of every inner block of a state, across attempts. The state name is
+/// JSON-quoted so that no name can run into the separators.
+pub(crate) fn inner_prefix(block: &str, state: &str) -> String {
+    let quoted = serde_json::to_string(state).unwrap_or_default();
+    format!("{block}/{quoted}@")
+}
+
+impl Execution {
+    /// The saved checkpoint of a block, taken once: a block that runs again later (a loop back
+    /// into a Parallel state) starts afresh.
+    pub(crate) fn take_checkpoint(&self, block: &str) -> Option<Checkpoint> {
+        self.resume
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(block)
+    }
+
+    /// Commits the cursor's position; the interpreter goes on only once it is durable.
+    pub(crate) async fn save(&self, cursor: &Cursor, clear_prefix: Option<String>) {
+        if let Some(op) = self.position_op(cursor, clear_prefix) {
+            self.commit(op).await;
+        }
+    }
+
+    /// The write of the cursor's position, `None` in a memory-only engine.
+    pub(crate) fn position_op(&self, cursor: &Cursor, clear_prefix: Option<String>) -> Option<Op> {
+        self.checkpoint_op(
+            &cursor.block,
+            &Checkpoint::State(cursor.snapshot()),
+            clear_prefix,
+        )
+    }
+
+    /// Commits the output of an inner block that has ended.
+    pub(crate) async fn save_done(&self, block: &str, output: &Value, clear: Option<String>) {
+        let checkpoint = Checkpoint::Done {
+            output: output.clone(),
+        };
+        if let Some(op) = self.checkpoint_op(block, &checkpoint, clear) {
+            self.commit(op).await;
+        }
+    }
+
+    fn checkpoint_op(
+        &self,
+        block: &str,
+        checkpoint: &Checkpoint,
+        clear_prefix: Option<String>,
+    ) -> Option<Op> {
+        self.inner.store.as_ref()?;
+        let checkpoint = serde_json::to_string(checkpoint).unwrap_or_default();
+        Some(Op::Checkpoint {
+            execution_arn: self.arn.clone(),
+            block: block.to_string(),
+            checkpoint,
+            clear_prefix,
+        })
+    }
+
+    /// Commits a write, or everything queued so far for `Op::Sync`. A store failure is logged
+    /// and the execution goes on in memory: it would be lost on a restart.
+    pub(crate) async fn commit(&self, op: Op) {
+        let Some(store) = &self.inner.store else {
+            return;
+        };
+        if let Err(e) = store.commit(op).await {
+            error!(execution = %self.arn, error = %e, "checkpoint not saved");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn inner_block_keys_cannot_collide_through_state_names() {
+        let a = inner_block("", "P@0#1", 0, 0);
+        let b = inner_block("", "P", 0, 1);
+        assert_ne!(a, b);
+        assert!(a.starts_with(&inner_prefix("", "P@0#1")));
+        assert!(!b.starts_with(&inner_prefix("", "P@0#1")));
+        assert_eq!(inner_block("", "P", 2, 3), "/\"P\"@2#3");
+    }
+
+    #[test]
+    fn checkpoints_round_trip_through_json() {
+        let position = Position {
+            state: "Wait".into(),
+            input: json!({"n": 1}),
+            entered: DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+                .unwrap()
+                .to_utc(),
+            retry: RetryProgress {
+                attempts: vec![1, 0],
+                retry_count: 1,
+                retry_at: None,
+            },
+            task: Some(TaskProgress {
+                token: "t".into(),
+                started: DateTime::parse_from_rfc3339("2024-05-01T10:00:01Z")
+                    .unwrap()
+                    .to_utc(),
+                submitted: true,
+            }),
+        };
+        let checkpoint = Checkpoint::State(position);
+        let text = serde_json::to_string(&checkpoint).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Checkpoint>(&text).unwrap(),
+            checkpoint
+        );
+        let done: Checkpoint = serde_json::from_str(r#"{"at":"done","output":[1]}"#).unwrap();
+        assert_eq!(done, Checkpoint::Done { output: json!([1]) });
+    }
+}

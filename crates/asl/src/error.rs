@@ -62,13 +62,18 @@ impl std::fmt::Display for StatesError {
     }
 }
 
-/// Whether an `ErrorEquals` list matches `error`.
+/// Whether an `ErrorEquals` list matches `error`. As the Step Functions guide defines them,
+/// `States.Timeout` covers a task that ran past TimeoutSeconds or missed its heartbeat, and
+/// `States.TaskFailed` matches every known error but `States.Timeout` itself (the guide excludes
+/// only that name, so a missed heartbeat matches both).
 pub fn error_equals_matches(error_equals: &[String], error: &StatesError) -> bool {
     if error.is_terminal() {
         return false;
     }
+    let timed_out = error.error == TIMEOUT || error.error == HEARTBEAT_TIMEOUT;
     error_equals.iter().any(|name| match name.as_str() {
         ALL => true,
+        TIMEOUT => timed_out,
         TASK_FAILED => error.error != TIMEOUT,
         other => other == error.error,
     })

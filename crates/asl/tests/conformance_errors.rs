@@ -261,9 +261,6 @@ async fn a_missed_heartbeat_is_caught_by_states_heartbeat_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "engine differs from AWS: a missed heartbeat fails with States.HeartbeatTimeout, \
-            which a States.Timeout catcher does not match; the guide says States.Timeout \
-            also covers a task that failed to heartbeat within HeartbeatSeconds"]
 async fn a_missed_heartbeat_is_caught_by_states_timeout() {
     assert_eq!(
         missed_heartbeat_caught_by("States.Timeout").await,

@@ -138,6 +138,10 @@ fn bind_listener(bind: SocketAddr, config: &BrokerConfig) -> Result<Listener, Br
         .nodelay(true)
         .max_connections(config.max_connections)
         .max_packet_size(config.max_packet_size)
+        // The library's defaults (1,000 queued, 16 in flight) silently drop a fleet's burst of
+        // Records on their way to the single controller subscriber.
+        .max_mqueue_len(config.max_queued_messages)
+        .max_inflight(std::num::NonZeroU16::new(config.max_inflight.max(1)).expect("at least 1"))
         // Every CONNECT goes to the Authorizer, anonymous ones included.
         .allow_anonymous(false)
         // TR-369 agents may send keep-alive 0 (no keep-alive).

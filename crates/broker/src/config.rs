@@ -25,6 +25,13 @@ pub struct BrokerConfig {
     /// How long [`Broker::shutdown`](crate::Broker::shutdown) waits for the disconnected
     /// clients' sessions to close. Default: 5 seconds.
     pub shutdown_timeout: Duration,
+    /// How many messages may wait for one subscriber that is slower than its publishers before
+    /// the broker drops new ones. The controller subscribes to every device's topic, so this
+    /// bounds a whole fleet's burst. Default: 1,000,000.
+    pub max_queued_messages: usize,
+    /// QoS 1 messages in flight to one subscriber before the broker waits for its acks.
+    /// Default: 1,024.
+    pub max_inflight: u16,
 }
 
 impl Default for BrokerConfig {
@@ -35,6 +42,8 @@ impl Default for BrokerConfig {
             max_packet_size: 1024 * 1024,
             event_capacity: 65_536,
             shutdown_timeout: Duration::from_secs(5),
+            max_queued_messages: 1_000_000,
+            max_inflight: 1024,
         }
     }
 }

@@ -12,7 +12,7 @@ use device_agent_simulator::{
 };
 use serde::Serialize;
 use serde_json::json;
-use wme_local::jobs::JobSummary;
+use wme_local::jobs::{JobExecution, JobSummary};
 use wme_local::{LocalPlatform, PlatformConfig};
 use wme_workflow::JobExecutionStatus;
 
@@ -201,15 +201,30 @@ pub async fn run(
         .into_iter()
         .map(|status| (status.thing_name, status.firmware_version))
         .collect();
-    let results = collect_results(&platform, config, &job.job_id, &agents, &device_versions).await;
+    let executions: HashMap<String, JobExecution> = platform
+        .jobs
+        .list_job_executions(&job.job_id)
+        .into_iter()
+        .map(|e| (e.thing_name.clone(), e))
+        .collect();
+    let results = collect_results(
+        &platform,
+        config,
+        &job.job_id,
+        &agents,
+        &executions,
+        &device_versions,
+    )
+    .await;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for execution in executions.values() {
+        *counts.entry(execution.status.to_string()).or_default() += 1;
+    }
+    let _ = summary;
     let report = CampaignReport {
         job_id: job.job_id,
         devices: config.devices,
-        counts: summary
-            .counts
-            .iter()
-            .map(|(s, n)| (s.to_string(), *n))
-            .collect(),
+        counts,
         unexpected: results
             .iter()
             .filter(|r| !r.as_expected)
@@ -290,13 +305,21 @@ async fn watch_job(
     }
 }
 
-/// The execution's final status; it ends moments after recording the device's outcome, so it is
-/// given a little time before being reported as it stands.
-async fn execution_status(platform: &LocalPlatform, arn: &str) -> String {
-    let finished = tokio::time::timeout(
-        Duration::from_secs(2),
-        platform.engine.wait_for_execution(arn),
-    );
+/// The execution's status. One whose job execution is terminal ends moments after recording the
+/// outcome, so it gets until `deadline` to finish; others are reported as they stand.
+async fn execution_status(
+    platform: &LocalPlatform,
+    arn: &str,
+    outcome_recorded: bool,
+    deadline: tokio::time::Instant,
+) -> String {
+    let finished = async {
+        if outcome_recorded {
+            tokio::time::timeout_at(deadline, platform.engine.wait_for_execution(arn)).await
+        } else {
+            Ok(platform.engine.describe_execution(arn))
+        }
+    };
     let description = match finished.await {
         Ok(description) => description,
         Err(_still_running) => platform.engine.describe_execution(arn),
@@ -311,14 +334,17 @@ async fn collect_results(
     config: &CampaignConfig,
     job_id: &str,
     agents: &[AgentSpec],
+    executions: &HashMap<String, JobExecution>,
     device_versions: &HashMap<String, String>,
 ) -> Vec<DeviceResult> {
     let mut results = Vec::with_capacity(agents.len());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     for agent in agents {
         let name = &agent.thing_name;
-        let execution = platform.jobs.describe_job_execution(job_id, name);
+        let execution = executions.get(name);
+        let recorded = execution.is_some_and(|e| e.status.is_terminal());
         let execution_status = match platform.execution_arn(job_id, name) {
-            Some(arn) => execution_status(platform, &arn).await,
+            Some(arn) => execution_status(platform, &arn, recorded, deadline).await,
             None => "NOT_STARTED".into(),
         };
         let firmware_version = platform

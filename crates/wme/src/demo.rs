@@ -167,13 +167,48 @@ fn print_table(report: &CampaignReport) {
     if !dropped.is_empty() {
         println!("device messages dropped: {}", dropped.join(", "));
     }
-    if report.unexpected.is_empty() {
+    let unfinished: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.job_execution_status.as_str(), "QUEUED" | "IN_PROGRESS"))
+        .map(|r| r.name.as_str())
+        .collect();
+    let otherwise: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| !r.as_expected && !unfinished.contains(&r.name.as_str()))
+        .map(|r| r.name.as_str())
+        .collect();
+    if unfinished.is_empty() && otherwise.is_empty() {
         println!("every device ended as its behaviour predicts");
-    } else {
+    }
+    if !unfinished.is_empty() {
         println!(
-            "{} devices ended unexpectedly: {}",
-            report.unexpected.len(),
-            report.unexpected.join(", ")
+            "{} devices had not finished: {}",
+            unfinished.len(),
+            some_names(&unfinished)
         );
     }
+    if !otherwise.is_empty() {
+        println!(
+            "{} devices ended unexpectedly: {}",
+            otherwise.len(),
+            some_names(&otherwise)
+        );
+    }
+}
+
+/// At most 20 names, then how many more.
+fn some_names(names: &[&str]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }

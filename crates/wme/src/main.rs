@@ -2,9 +2,11 @@
 //!
 //! Exit codes: 0 success; 1 the command ran but its outcome was not the expected one (a demo
 //! device ended differently than its behaviour predicts, a definition has problems, an execution
-//! failed); 2 bad arguments or a start-up failure (unreadable file, input that is not JSON).
+//! failed, an execution is not in the store); 2 bad arguments or a start-up failure (unreadable
+//! file, input that is not JSON, a missing or unreadable execution store).
 
 mod demo;
+mod executions;
 mod states;
 
 use std::io::IsTerminal;
@@ -31,6 +33,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Validate or run an Amazon States Language definition with the local engine.
     States(states::StatesArgs),
+    /// Read back the executions and histories `wme states run --db` stored in a SQLite file.
+    Executions(executions::ExecutionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::States(args) => states::run(args).await,
+            Command::Executions(args) => executions::run(args).await,
         }
     });
     match result {

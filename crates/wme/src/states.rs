@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -69,6 +70,10 @@ struct RunArgs {
     /// Stop the execution (error `Wme.RunTimeout`, exit 1) if it has not finished by then.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_secs: u64,
+    /// Run on a durable engine stored in this SQLite file (created if missing), so that the
+    /// execution and its history can be read back with `wme executions`.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
 }
 
 pub async fn run(args: StatesArgs) -> anyhow::Result<ExitCode> {
@@ -187,17 +192,44 @@ fn collect_tasks(states: &States, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// Runs the definition in a private engine until it finishes or `--timeout-secs` passes.
+/// Runs the definition in a private engine (durable with `--db`) until it finishes or
+/// `--timeout-secs` passes.
 async fn execute(
     args: &RunArgs,
     definition: &Value,
     substitutions: &HashMap<String, String>,
     input: Value,
 ) -> anyhow::Result<ExecutionDescription> {
-    let engine = Engine::new(EngineConfig {
+    let config = EngineConfig {
         time_scale: args.time_scale,
         ..EngineConfig::default()
-    });
+    };
+    let engine = match &args.db {
+        Some(path) => open_durable(config, path)?,
+        None => Engine::new(config),
+    };
+    let description = run_on(&engine, args, definition, substitutions, input).await?;
+    // Everything the execution recorded is on disk before the process exits.
+    engine.flush().await;
+    Ok(description)
+}
+
+/// A durable engine on `path`. Executions a killed earlier run left running resume: `states
+/// run` registers no handlers, and the definitions it accepts need none.
+fn open_durable(config: EngineConfig, path: &Path) -> anyhow::Result<Arc<Engine>> {
+    let engine = Engine::open(config, path)
+        .with_context(|| format!("cannot open --db {}", path.display()))?;
+    engine.resume();
+    Ok(engine)
+}
+
+async fn run_on(
+    engine: &Engine,
+    args: &RunArgs,
+    definition: &Value,
+    substitutions: &HashMap<String, String>,
+    input: Value,
+) -> anyhow::Result<ExecutionDescription> {
     let machine = engine
         .create_state_machine(MACHINE_NAME, &definition.to_string(), substitutions)
         .context("the engine refused the definition")?;

@@ -537,6 +537,14 @@ impl Engine {
         list
     }
 
+    /// ARNs of every state machine this engine knows (created here or read back from its
+    /// store), sorted.
+    pub fn list_state_machines(&self) -> Vec<String> {
+        let mut arns: Vec<String> = read(&self.inner.machines).keys().cloned().collect();
+        arns.sort();
+        arns
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<ExecutionEvent> {
         self.inner.events.subscribe()
     }
@@ -568,6 +576,18 @@ mod tests {
         assert!(!valid_execution_name("has space"));
         assert!(!valid_execution_name("a/b"));
         assert!(!valid_execution_name(&"x".repeat(81)));
+    }
+
+    #[test]
+    fn state_machines_are_listed_by_arn_in_order() {
+        let engine = Engine::new(EngineConfig::default());
+        let definition = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+        let none = HashMap::new();
+        let b = engine.create_state_machine("b", definition, &none).unwrap();
+        let a = engine.create_state_machine("a", definition, &none).unwrap();
+        engine.create_state_machine("b", definition, &none).unwrap();
+
+        assert_eq!(engine.list_state_machines(), [a, b]);
     }
 
     #[test]

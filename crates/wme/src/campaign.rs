@@ -132,7 +132,7 @@ pub async fn run(
     mut on_progress: impl FnMut(&JobSummary),
 ) -> anyhow::Result<CampaignReport> {
     if config.devices == 0 {
-        bail!("--devices must be at least 1");
+        bail!("--devices must be at least 1, got {}", config.devices);
     }
     let versions = [
         ("--firmware", &config.target_version),

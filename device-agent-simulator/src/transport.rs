@@ -286,7 +286,8 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes a USP Record at QoS 1, waiting for room in the request queue.
+    /// Publishes a USP Record at QoS 1, waiting for room in the request queue. MQTT 3.1.1 has no
+    /// ResponseTopic property, so the agent's topic goes in a `/reply-to=` suffix (TR-369).
     pub async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), SendError> {
         match self {
             Publisher::V5 {
@@ -298,7 +299,11 @@ impl Publisher {
                     .publish_with_properties(topic, QoS5::AtLeastOnce, false, payload, props)
                     .await?
             }
-            Publisher::V311 { client, .. } => {
+            Publisher::V311 {
+                client,
+                agent_topic,
+            } => {
+                let topic = wme_usp::mqtt::topic_with_reply_to(topic, agent_topic);
                 client
                     .publish(topic, QoS::AtLeastOnce, false, payload)
                     .await?
@@ -326,7 +331,11 @@ impl Publisher {
                     props,
                 )?
             }
-            Publisher::V311 { client, .. } => {
+            Publisher::V311 {
+                client,
+                agent_topic,
+            } => {
+                let topic = wme_usp::mqtt::topic_with_reply_to(topic, agent_topic);
                 client.try_publish(topic, QoS::AtLeastOnce, false, payload)?
             }
         }

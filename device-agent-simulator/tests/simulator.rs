@@ -98,7 +98,13 @@ async fn expect_oper_complete(h: &mut Harness) -> Result<HashMap<String, String>
 
 async fn expect_connect_record(h: &mut Harness, version: MqttVersion, subscribed: &str) {
     let r = h.controller.next().await;
-    assert_eq!(r.topic, "usp/v1/controller/sim-0001");
+    let expected_topic = match version {
+        MqttVersion::V5 => "usp/v1/controller/sim-0001".to_string(),
+        MqttVersion::V3_1_1 => {
+            wme_usp::topic_with_reply_to("usp/v1/controller/sim-0001", "usp/v1/agent/sim-0001")
+        }
+    };
+    assert_eq!(r.topic, expected_topic);
     assert_eq!(
         (r.record.from_id.as_str(), r.record.to_id.as_str()),
         ("self::sim-0001", CONTROLLER_ID)
@@ -560,7 +566,7 @@ async fn a_file_without_the_firmware_header_is_an_invalid_image() {
 }
 
 #[tokio::test]
-async fn an_mqtt_311_agent_answers_on_the_reply_to_suffix_topic() {
+async fn an_mqtt_311_agent_answers_on_the_reply_to_topic_with_its_own_reply_to_suffix() {
     let mut h = Harness::start().await;
     let mut spec = agent("sim-0001", Behaviour::Ok);
     spec.mqtt_version = MqttVersion::V3_1_1;
@@ -575,7 +581,10 @@ async fn an_mqtt_311_agent_answers_on_the_reply_to_suffix_topic() {
     h.controller.publish(&topic, record, None).await;
 
     let r = h.controller.next().await;
-    assert_eq!(r.topic, reply_to);
+    assert_eq!(
+        r.topic,
+        wme_usp::topic_with_reply_to(reply_to, "usp/v1/agent/sim-0001")
+    );
     assert_eq!(r.response_topic, None);
     assert_eq!(r.view(), not_supported("get-1"));
     assert_eq!(h.connection_events("sim-0001"), vec!["connected"],);

@@ -22,6 +22,6 @@ pub use definition::{IntegrationPattern, LoadError, ValidationError};
 pub use error::StatesError;
 pub use runtime::{
     CallbackError, Engine, EngineConfig, EventDetails, ExecutionDescription, ExecutionEvent,
-    ExecutionStatus, HistoryEvent, StartError, StopError, StoreError, TaskCall, TaskFailure,
-    TaskHandler,
+    ExecutionStatus, HistoryEvent, Payload, StartError, StopError, StoreError, TaskCall,
+    TaskFailure, TaskHandler,
 };

@@ -5,6 +5,69 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A JSON document in an event, kept as its compact text. An execution's history holds a copy
+/// of every state's input and output; as text a small document costs its length, where a parsed
+/// object costs a tree node of over 600 bytes. It serializes as the JSON it holds.
+#[derive(Clone, Serialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+/// Read as a JSON value, then kept as text: events and checkpoints are tagged enums, which serde
+/// reads through a buffer that cannot hand out raw text.
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|value| Payload::new(&value))
+    }
+}
+
+impl Payload {
+    pub fn new(value: &Value) -> Payload {
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
+        Payload(RawValue::from_string(text).expect("serde_json writes valid JSON"))
+    }
+
+    /// The compact JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl From<&Value> for Payload {
+    fn from(value: &Value) -> Self {
+        Payload::new(value)
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+impl std::fmt::Display for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+/// Equal when the documents are, whatever their spelling.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get() || self.to_value() == other.to_value()
+    }
+}
+
+impl PartialEq<Value> for Payload {
+    fn eq(&self, other: &Value) -> bool {
+        self.to_value() == *other
+    }
+}
 
 /// One event of an execution's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,11 +95,11 @@ impl HistoryEvent {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum EventDetails {
     ExecutionStarted {
-        input: Value,
+        input: Payload,
         role_arn: String,
     },
     ExecutionSucceeded {
-        output: Value,
+        output: Payload,
     },
     ExecutionFailed {
         error: String,
@@ -53,16 +116,16 @@ pub enum EventDetails {
     StateEntered {
         state_type: String,
         name: String,
-        input: Value,
+        input: Payload,
     },
     StateExited {
         state_type: String,
         name: String,
-        output: Value,
+        output: Payload,
     },
     TaskScheduled {
         resource: String,
-        parameters: Value,
+        parameters: Payload,
         timeout_seconds: Option<u64>,
         heartbeat_seconds: Option<u64>,
     },
@@ -71,11 +134,11 @@ pub enum EventDetails {
     },
     TaskSubmitted {
         resource: String,
-        output: Value,
+        output: Payload,
     },
     TaskSucceeded {
         resource: String,
-        output: Value,
+        output: Payload,
     },
     TaskFailed {
         resource: String,
@@ -170,10 +233,12 @@ mod tests {
         let entered = EventDetails::StateEntered {
             state_type: "Task".into(),
             name: "A".into(),
-            input: json!({}),
+            input: Payload::new(&json!({})),
         };
         assert_eq!(entered.event_type(), "TaskStateEntered");
-        let ok = EventDetails::ExecutionSucceeded { output: json!(1) };
+        let ok = EventDetails::ExecutionSucceeded {
+            output: Payload::new(&json!(1)),
+        };
         assert_eq!(ok.event_type(), "ExecutionSucceeded");
         let map = EventDetails::MapIterationStarted {
             name: "M".into(),

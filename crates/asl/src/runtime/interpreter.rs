@@ -13,7 +13,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use super::checkpoint::{Checkpoint, Cursor, Position, RetryProgress, inner_block, inner_prefix};
 use super::clock::format_time;
-use super::history::EventDetails;
+use super::history::{EventDetails, Payload};
 use super::store::Op;
 use super::{
     ExecutionEvent, ExecutionHandle, ExecutionStatus, Inner, MAX_PAYLOAD_BYTES, MachineRecord,
@@ -47,7 +47,7 @@ fn step(transition: &Transition, output: Value) -> Step {
 struct Entry<'a> {
     block: &'a str,
     /// The saved position when the block resumes from a checkpoint.
-    resume: Option<Position>,
+    resume: Option<Box<Position>>,
     /// Inner blocks of the previous state whose checkpoints go with this transition.
     clear: Option<String>,
 }
@@ -67,10 +67,8 @@ enum Outcome {
 pub(crate) struct Execution {
     pub(crate) inner: Arc<Inner>,
     pub(crate) handle: Arc<ExecutionHandle>,
-    pub(crate) arn: String,
-    name: String,
+    pub(crate) arn: Arc<str>,
     machine: Arc<MachineRecord>,
-    input: Value,
     start_time: DateTime<Utc>,
     /// Checkpoints read back from the store that no block has taken yet.
     pub(crate) resume: Mutex<HashMap<String, Checkpoint>>,
@@ -85,24 +83,17 @@ impl Execution {
         machine: Arc<MachineRecord>,
         resume: Option<HashMap<String, Checkpoint>>,
     ) {
-        let (arn, name, input, start_time) = {
+        let (arn, start_time) = {
             let record = handle.lock();
             let d = &record.description;
-            (
-                d.execution_arn.clone(),
-                d.name.clone(),
-                d.input.clone(),
-                d.start_date,
-            )
+            (Arc::from(d.execution_arn.as_str()), d.start_date)
         };
         let span = info_span!("execution", execution = %arn);
         let execution = Arc::new(Execution {
             inner,
             handle: Arc::clone(&handle),
             arn,
-            name,
             machine,
-            input,
             start_time,
             resumed: resume.is_some(),
             resume: Mutex::new(resume.unwrap_or_default()),
@@ -145,26 +136,32 @@ impl Execution {
     }
 
     async fn run(self: Arc<Self>) {
+        let (input, payload) = {
+            let record = self.handle.lock();
+            (record.input(), record.input_payload().clone())
+        };
         if self.resumed {
             info!(state_machine = %self.machine.arn, "execution resumed");
         } else {
             info!(state_machine = %self.machine.arn, "execution started");
             let role_arn = self.role_arn();
             self.event(EventDetails::ExecutionStarted {
-                input: self.input.clone(),
+                input: payload,
                 role_arn,
             });
             let _ = self.inner.events.send(ExecutionEvent::Started {
-                arn: self.arn.clone(),
+                arn: self.arn.to_string(),
             });
         }
         let definition = Arc::clone(&self.machine.definition);
-        let body = self.run_block(&definition.states, String::new(), self.input.clone());
+        let body = self.run_block(&definition.states, String::new(), input);
         let outcome = match definition.timeout_seconds {
             Some(t) => {
                 // Counted from the start, so a resumed execution keeps its original deadline.
                 let deadline = self.inner.clock.deadline(self.start_time, t as f64);
-                match tokio::time::timeout(self.inner.clock.until(deadline), body).await {
+                let limited =
+                    Box::pin(tokio::time::timeout(self.inner.clock.until(deadline), body));
+                match limited.await {
                     Ok(result) => result.into(),
                     Err(_) => Outcome::TimedOut,
                 }
@@ -183,7 +180,7 @@ impl Execution {
         let (status, output, error, cause, details) = match outcome {
             Outcome::Succeeded(output) => {
                 let details = EventDetails::ExecutionSucceeded {
-                    output: output.clone(),
+                    output: Payload::new(&output),
                 };
                 (
                     ExecutionStatus::Succeeded,
@@ -247,13 +244,21 @@ impl Execution {
         )
     }
 
-    /// The context object (`$$`) as a state sees it.
+    /// The context object (`$$`) as a state sees it; `null` for a state that never reads it
+    /// (see [`StateMachine::context_states`](crate::definition::StateMachine)).
     pub(crate) fn context(&self, state: &str, entered: DateTime<Utc>, retry_count: u32) -> Value {
+        if !self.machine.definition.context_states.contains(state) {
+            return Value::Null;
+        }
+        let (input, execution_name) = {
+            let record = self.handle.lock();
+            (record.input(), record.description.name.clone())
+        };
         json!({
             "Execution": {
-                "Id": self.arn,
-                "Input": self.input,
-                "Name": self.name,
+                "Id": &*self.arn,
+                "Input": input,
+                "Name": execution_name,
                 "RoleArn": self.role_arn(),
                 "StartTime": format_time(self.start_time),
                 "RedriveCount": 0
@@ -277,7 +282,9 @@ impl Execution {
         Box::pin(async move {
             let (mut name, mut input, mut resume) = match self.take_checkpoint(&key) {
                 Some(Checkpoint::Done { output }) => return Ok(output),
-                Some(Checkpoint::State(p)) => (p.state.clone(), p.input.clone(), Some(p)),
+                Some(Checkpoint::State(p)) => {
+                    (p.state.clone(), p.input.to_value(), Some(Box::new(p)))
+                }
                 None => (block.start_at.clone(), input, None),
             };
             let mut clear = None;
@@ -320,32 +327,38 @@ impl Execution {
         input: Value,
         entry: Entry<'_>,
     ) -> Result<Step, StatesError> {
-        let state_type = state.type_name().to_string();
+        let state_type = state.type_name();
         let (cursor, entered_id) = match entry.resume {
             Some(position) => {
                 debug!(state = %name, state_type = %state_type, "state resumed");
                 (
-                    Cursor::new(entry.block, position, true),
+                    Cursor::new(entry.block, *position, true),
                     self.entered_event_id(name),
                 )
             }
             None => {
                 debug!(state = %name, state_type = %state_type, "state entered");
                 let entered_id = self.handle.lock().history.len() + 1;
-                let cursor = self.enter(name, state, &input, entry).await;
+                let cursor = Box::pin(self.enter(name, state, &input, entry)).await;
                 (cursor, entered_id)
             }
         };
         let entered = cursor.entered();
         let result = match state {
-            State::Task(t) => self.task(name, t, input, &cursor).await,
+            // Each waiting kind of state runs in its own allocation, sized for that kind: an
+            // execution parked in a Task does not carry the larger Map or Parallel future.
+            State::Task(t) => {
+                // The cursor keeps the input as text; a waiting task holds no parsed copy.
+                drop(input);
+                Box::pin(self.task(name, t, &cursor)).await
+            }
             State::Pass(p) => self.pass(name, p, &input, entered),
             State::Choice(c) => self.choice(name, c, &input, entered),
-            State::Wait(w) => self.wait(w, &input, entered).await,
+            State::Wait(w) => Box::pin(self.wait(w, &input, entered)).await,
             State::Succeed(s) => io_only(&s.io, &input).map(Step::End),
             State::Fail(f) => Err(self.fail(f, &input, name, entered)),
-            State::Parallel(p) => self.parallel(name, p, input, &cursor).await,
-            State::Map(m) => self.map(name, m, input, &cursor).await,
+            State::Parallel(p) => Box::pin(self.parallel(name, p, input, &cursor)).await,
+            State::Map(m) => Box::pin(self.map(name, m, input, &cursor)).await,
         };
         let step = result.map_err(|e| annotate(e, name, entered_id))?;
         let output = match &step {
@@ -353,9 +366,9 @@ impl Execution {
         };
         check_size(output, name)?;
         self.event(EventDetails::StateExited {
-            state_type,
+            state_type: state_type.to_string(),
             name: name.to_string(),
-            output: output.clone(),
+            output: Payload::new(output),
         });
         Ok(step)
     }
@@ -366,9 +379,10 @@ impl Execution {
     /// after a crash changes nothing.
     async fn enter(&self, name: &str, state: &State, input: &Value, entry: Entry<'_>) -> Cursor {
         let now = self.now();
+        let payload = Payload::new(input);
         let position = Position {
             state: name.to_string(),
-            input: input.clone(),
+            input: payload.clone(),
             entered: now,
             retry: RetryProgress::default(),
             task: None,
@@ -378,7 +392,7 @@ impl Execution {
         let details = EventDetails::StateEntered {
             state_type: state.type_name().to_string(),
             name: name.to_string(),
-            input: input.clone(),
+            input: payload,
         };
         self.handle
             .record_with(self.inner.store.as_ref(), now, details, op);
@@ -516,15 +530,8 @@ impl Execution {
         cursor: &Cursor,
     ) -> Result<Step, StatesError> {
         let attempt = |retry_count| self.parallel_attempt(name, state, &input, cursor, retry_count);
-        self.with_handling(
-            name,
-            &state.handling,
-            &input,
-            &state.transition,
-            cursor,
-            attempt,
-        )
-        .await
+        self.with_handling(name, &state.handling, &state.transition, cursor, attempt)
+            .await
     }
 
     async fn parallel_attempt(
@@ -579,15 +586,8 @@ impl Execution {
         cursor: &Cursor,
     ) -> Result<Step, StatesError> {
         let attempt = |retry_count| self.map_attempt(name, state, &input, cursor, retry_count);
-        self.with_handling(
-            name,
-            &state.handling,
-            &input,
-            &state.transition,
-            cursor,
-            attempt,
-        )
-        .await
+        self.with_handling(name, &state.handling, &state.transition, cursor, attempt)
+            .await
     }
 
     async fn map_attempt(
@@ -734,7 +734,6 @@ impl Execution {
         &self,
         name: &str,
         handling: &ResultHandling,
-        raw_input: &Value,
         transition: &Transition,
         cursor: &Cursor,
         mut attempt: F,
@@ -748,7 +747,7 @@ impl Execution {
         attempts.resize(handling.retry.len(), 0);
         let mut retry_count = progress.retry_count;
         if let Some(due) = progress.retry_at {
-            tokio::time::sleep(self.inner.clock.until(due)).await;
+            Box::pin(tokio::time::sleep(self.inner.clock.until(due))).await;
         }
         loop {
             let error = match attempt(retry_count).await {
@@ -778,7 +777,7 @@ impl Execution {
                     retry_at: Some(due),
                 });
                 self.save(cursor, None).await;
-                tokio::time::sleep(self.inner.clock.until(due)).await;
+                Box::pin(tokio::time::sleep(self.inner.clock.until(due))).await;
                 continue;
             }
             let Some(catcher) = handling
@@ -794,7 +793,8 @@ impl Execution {
                 error: error.error.clone(),
                 next: catcher.next.clone(),
             });
-            let output = io::place_result(&catcher.result_path, raw_input, error.to_output())?;
+            let output =
+                io::place_result(&catcher.result_path, &cursor.input(), error.to_output())?;
             return Ok(Step::Next(catcher.next.clone(), output));
         }
     }
@@ -837,7 +837,7 @@ fn finish(inner: &Inner, handle: &ExecutionHandle, ending: Ending) -> Option<Str
     };
     handle.record(inner.store.as_ref(), now, ending.details);
     if let Some(store) = &inner.store {
-        let description = serde_json::to_string(&handle.lock().description).unwrap_or_default();
+        let description = serde_json::to_string(&handle.lock().describe()).unwrap_or_default();
         store.queue(Op::Finish {
             arn: arn.clone(),
             status: ending.status.as_str().to_string(),
@@ -851,7 +851,7 @@ fn finish(inner: &Inner, handle: &ExecutionHandle, ending: Ending) -> Option<Str
 /// Tells waiters and subscribers that an execution ended; a durable engine calls it once the
 /// end is committed.
 fn notify(inner: &Inner, handle: &ExecutionHandle, arn: &str, status: ExecutionStatus) {
-    handle.status.send_replace(status);
+    handle.announce_end();
     let _ = inner.events.send(ExecutionEvent::Finished {
         arn: arn.to_string(),
         status,

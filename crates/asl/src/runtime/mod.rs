@@ -26,7 +26,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, watch};
 use tracing::info;
 
-pub use history::{EventDetails, HistoryEvent};
+pub use history::{EventDetails, HistoryEvent, MAX_HISTORY_EVENTS};
 pub use store::StoreError;
 
 use crate::definition::{self, IntegrationPattern, LoadError, StateMachine};
@@ -228,13 +228,14 @@ impl ExecutionHandle {
     }
 
     /// Appends an event to the history, and queues it for the store of a durable engine.
+    /// `false` if the history is full ([`MAX_HISTORY_EVENTS`]): the event was not recorded.
     pub(crate) fn record(
         &self,
         store: Option<&Store>,
         timestamp: DateTime<Utc>,
         details: EventDetails,
-    ) {
-        self.record_with(store, timestamp, details, None);
+    ) -> bool {
+        self.record_with(store, timestamp, details, None)
     }
 
     /// Like [`ExecutionHandle::record`], queueing `then` right after the event: whoever sees
@@ -245,9 +246,13 @@ impl ExecutionHandle {
         timestamp: DateTime<Utc>,
         details: EventDetails,
         then: Option<Op>,
-    ) {
+    ) -> bool {
         let mut record = self.lock();
         let id = record.history.len() as u64 + 1;
+        // The last slot is kept for the execution's end, so a full history still records it.
+        if id >= MAX_HISTORY_EVENTS && !details.ends_execution() {
+            return false;
+        }
         let event = HistoryEvent {
             id,
             previous_event_id: id - 1,
@@ -266,6 +271,7 @@ impl ExecutionHandle {
             }
         }
         record.history.push(event);
+        true
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tracing::{debug, trace};
 
 use super::checkpoint::{Cursor, TaskProgress};
-use super::history::EventDetails;
+use super::history::{self, EventDetails};
 use super::interpreter::{Execution, Step, finish_result, seconds_at};
 use super::store::Op;
 use super::tokens::{Callback, TokenGuard};
@@ -114,7 +114,7 @@ impl Execution {
                 error: e.error.clone(),
                 cause: e.cause.clone(),
             }),
-        }
+        };
         finish_result(&task.handling, &task.io, input, result?, &context)
     }
 
@@ -182,10 +182,12 @@ impl Execution {
             state_name: name.to_string(),
         };
         trace!(state = %name, parameters = %call.parameters, "invoking task handler");
-        if !token.as_ref().is_some_and(|t| t.resumed) {
-            self.event(EventDetails::TaskStarted {
-                resource: task.resource.clone(),
-            });
+        let started = EventDetails::TaskStarted {
+            resource: task.resource.clone(),
+        };
+        // A full history has ended the execution: its task must not run any more.
+        if !token.as_ref().is_some_and(|t| t.resumed) && !self.event(started) {
+            return Err(history::limit_error());
         }
         match token {
             None => {
@@ -217,8 +219,12 @@ impl Execution {
             output,
         };
         let op = self.position_op(cursor, None);
-        self.handle
-            .record_with(self.inner.store.as_ref(), self.now(), details, op);
+        if !self
+            .handle
+            .record_with(self.inner.store.as_ref(), self.now(), details, op)
+        {
+            self.history_full();
+        }
     }
 
     /// The tokio instant `seconds` (scaled) after a wall-clock time.

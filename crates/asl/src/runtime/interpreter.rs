@@ -377,6 +377,7 @@ impl Execution {
             entered: now,
             retry: RetryProgress::default(),
             task: None,
+            child: None,
         };
         let cursor = Cursor::new(entry.block, position, false);
         let op = self.position_op(&cursor, entry.clear);

@@ -10,6 +10,7 @@ mod clock;
 mod durable;
 mod history;
 mod interpreter;
+mod nested;
 mod retry;
 mod store;
 mod task;
@@ -311,6 +312,14 @@ impl Inner {
     pub(crate) fn handler(&self, base_resource: &str) -> Option<Arc<dyn TaskHandler>> {
         read(&self.handlers).get(base_resource).cloned()
     }
+
+    /// The ARN of execution `name` of the state machine named `machine`.
+    pub(crate) fn execution_arn(&self, machine: &str, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:execution:{machine}:{name}",
+            self.config.region, self.config.account
+        )
+    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -353,7 +362,8 @@ impl Engine {
 
     /// Registers the handler for a resource ARN without integration-pattern suffix, e.g.
     /// `arn:aws:states:::lambda:invoke`. A later registration for the same resource replaces
-    /// the earlier one.
+    /// the earlier one. `arn:aws:states:::states:startExecution` is built in (it starts
+    /// executions of this engine's state machines) and a handler registered for it is not used.
     pub fn register(&self, resource_prefix: &str, handler: Arc<dyn TaskHandler>) {
         write(&self.inner.handlers).insert(resource_prefix.to_string(), handler);
     }
@@ -373,8 +383,10 @@ impl Engine {
         let mut value: Value =
             serde_json::from_str(definition_json).map_err(|e| LoadError::Json(e.to_string()))?;
         definition::substitute(&mut value, substitutions).map_err(LoadError::Invalid)?;
-        let known = |resource: &str| self.inner.handler(resource).is_some();
-        let machine = definition::parse_definition(&value, &known).map_err(LoadError::Invalid)?;
+        let known =
+            |resource: &str| nested::is_builtin(resource) || self.inner.handler(resource).is_some();
+        let parsed = definition::parse_definition(&value, &known);
+        let machine = nested::check_parameters(&value, parsed).map_err(LoadError::Invalid)?;
         let arn = format!(
             "arn:aws:states:{}:{}:stateMachine:{name}",
             self.inner.config.region, self.inner.config.account
@@ -414,10 +426,7 @@ impl Engine {
                 "input has {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
             )));
         }
-        let arn = format!(
-            "arn:aws:states:{}:{}:execution:{}:{name}",
-            self.inner.config.region, self.inner.config.account, machine.name
-        );
+        let arn = self.inner.execution_arn(&machine.name, &name);
         let handle = {
             let mut executions = lock(&self.inner.executions);
             if let Some(existing) = executions.get(&arn) {

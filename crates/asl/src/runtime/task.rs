@@ -18,6 +18,7 @@ use tracing::{debug, trace};
 use super::checkpoint::{Cursor, TaskProgress};
 use super::history::{self, EventDetails};
 use super::interpreter::{Execution, Step, finish_result, seconds_at};
+use super::nested;
 use super::store::Op;
 use super::tokens::{Callback, TokenGuard};
 use super::{TaskCall, TaskFailure};
@@ -26,21 +27,21 @@ use crate::error::{HEARTBEAT_TIMEOUT, StatesError, TIMEOUT};
 use crate::io;
 
 /// Timer settings of one attempt, unscaled seconds.
-struct Timers {
-    timeout: Option<u64>,
+pub(crate) struct Timers {
+    pub(crate) timeout: Option<u64>,
     heartbeat: Option<u64>,
 }
 
 /// The token of one `.waitForTaskToken` attempt and what is known about it.
-struct TokenSession {
+pub(crate) struct TokenSession {
     guard: TokenGuard,
     callbacks: mpsc::UnboundedReceiver<Callback>,
     started: DateTime<Utc>,
     /// The last heartbeat, or the start.
     last_beat: DateTime<Utc>,
     /// Restored from a checkpoint rather than issued by this attempt.
-    resumed: bool,
-    submitted: bool,
+    pub(crate) resumed: bool,
+    pub(crate) submitted: bool,
 }
 
 impl Execution {
@@ -86,7 +87,9 @@ impl Execution {
         }
         let parameters =
             io::apply_template(task.parameters.as_ref(), effective, &context, "Parameters")?;
-        if !token.as_ref().is_some_and(|t| t.resumed) {
+        // A resumed attempt that already handed its work off was scheduled before the restart.
+        let resumed = token.as_ref().is_some_and(|t| t.resumed) || cursor.resumed_child().is_some();
+        if !resumed {
             self.event(EventDetails::TaskScheduled {
                 resource: task.resource.clone(),
                 parameters: parameters.clone(),
@@ -167,6 +170,11 @@ impl Execution {
         timers: &Timers,
         cursor: &Cursor,
     ) -> Result<Value, StatesError> {
+        if nested::is_builtin(&task.base_resource) {
+            return self
+                .start_execution_task(task, parameters, token, timers, cursor)
+                .await;
+        }
         let handler = self.inner.handler(&task.base_resource).ok_or_else(|| {
             StatesError::runtime(format!(
                 "no handler is registered for resource {:?}",
@@ -212,7 +220,7 @@ impl Execution {
 
     /// Records that the handler handed the work off, with the checkpoint that says so: a
     /// resumed task does not hand it off again.
-    fn submitted(&self, task: &TaskState, output: Value, cursor: &Cursor) {
+    pub(crate) fn submitted(&self, task: &TaskState, output: Value, cursor: &Cursor) {
         cursor.mark_submitted();
         let details = EventDetails::TaskSubmitted {
             resource: task.resource.clone(),
@@ -235,7 +243,7 @@ impl Execution {
 
     /// Waits for the callback of a `.waitForTaskToken` task, watching the handler's handoff,
     /// the task timeout and the heartbeat timer.
-    async fn await_callback(
+    pub(crate) async fn await_callback(
         &self,
         task: &TaskState,
         session: TokenSession,
@@ -314,7 +322,7 @@ fn failure(f: TaskFailure) -> StatesError {
     StatesError::new(f.error, f.cause)
 }
 
-fn timed_out(timers: &Timers) -> StatesError {
+pub(crate) fn timed_out(timers: &Timers) -> StatesError {
     let seconds = timers.timeout.unwrap_or_default();
     StatesError::new(
         TIMEOUT,

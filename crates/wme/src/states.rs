@@ -180,7 +180,7 @@ fn refuse_tasks(file: &str, machine: &StateMachine) -> anyhow::Result<()> {
 fn collect_tasks(states: &States, out: &mut Vec<(String, String)>) {
     for (name, state) in &states.states {
         match state {
-            State::Task(task) => out.push((name.clone(), task.resource.clone())),
+            State::Task(task) => out.push((name.clone(), task.resource.to_string())),
             State::Parallel(parallel) => {
                 for branch in &parallel.branches {
                     collect_tasks(branch, out);

@@ -206,7 +206,8 @@ pub struct ResultHandling {
 
 #[derive(Debug, Clone)]
 pub struct TaskState {
-    pub resource: String,
+    /// Shared with the task's history events.
+    pub resource: std::sync::Arc<str>,
     pub base_resource: String,
     pub pattern: IntegrationPattern,
     pub io: Io,

@@ -391,7 +391,7 @@ impl Ctx<'_> {
         }
         Some(TaskState {
             base_resource: base.to_string(),
-            resource: resource.clone(),
+            resource: resource.as_str().into(),
             pattern,
             io,
             parameters,

@@ -39,11 +39,12 @@ pub(crate) struct Position {
     pub(crate) entered: DateTime<Utc>,
     #[serde(default)]
     pub(crate) retry: RetryProgress,
+    // Boxed, like `child`: most states have neither, and a position lives as long as its state.
     #[serde(default)]
-    pub(crate) task: Option<TaskProgress>,
+    pub(crate) task: Option<Box<TaskProgress>>,
     /// The execution a `states:startExecution` task started in this attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) child: Option<ChildProgress>,
+    pub(crate) child: Option<Box<ChildProgress>>,
 }
 
 /// Retry counters of the state, and when the pending retry is due.
@@ -125,27 +126,27 @@ impl Cursor {
     /// Takes the resumed task progress, so that only the first attempt after a restart uses it.
     pub(crate) fn take_task(&self) -> Option<TaskProgress> {
         if self.resumed {
-            self.lock().task.clone()
+            self.lock().task.as_deref().cloned()
         } else {
             None
         }
     }
 
     pub(crate) fn set_task(&self, task: Option<TaskProgress>) {
-        self.lock().task = task;
+        self.lock().task = task.map(Box::new);
     }
 
     /// The resumed attempt's started execution, while no retry has replaced that attempt.
     pub(crate) fn resumed_child(&self) -> Option<ChildProgress> {
         if self.resumed {
-            self.lock().child.clone()
+            self.lock().child.as_deref().cloned()
         } else {
             None
         }
     }
 
     pub(crate) fn set_child(&self, child: Option<ChildProgress>) {
-        self.lock().child = child;
+        self.lock().child = child.map(Box::new);
     }
 
     pub(crate) fn mark_child_submitted(&self) {
@@ -291,20 +292,20 @@ mod tests {
                 retry_count: 1,
                 retry_at: None,
             },
-            task: Some(TaskProgress {
+            task: Some(Box::new(TaskProgress {
                 token: "t".into(),
                 started: DateTime::parse_from_rfc3339("2024-05-01T10:00:01Z")
                     .unwrap()
                     .to_utc(),
                 submitted: true,
-            }),
-            child: Some(ChildProgress {
+            })),
+            child: Some(Box::new(ChildProgress {
                 execution_arn: "arn:aws:states:local:000000000000:execution:Child:c1".into(),
                 started: DateTime::parse_from_rfc3339("2024-05-01T10:00:02Z")
                     .unwrap()
                     .to_utc(),
                 submitted: false,
-            }),
+            })),
         };
         let checkpoint = Checkpoint::State(position);
         let text = serde_json::to_string(&checkpoint).unwrap();

@@ -6,6 +6,8 @@
 //! execution that would record more fails with `States.Runtime`, and that failure is its last
 //! event.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -141,29 +143,29 @@ pub enum EventDetails {
         output: Payload,
     },
     TaskScheduled {
-        resource: String,
+        resource: Arc<str>,
         parameters: Payload,
         timeout_seconds: Option<u64>,
         heartbeat_seconds: Option<u64>,
     },
     TaskStarted {
-        resource: String,
+        resource: Arc<str>,
     },
     TaskSubmitted {
-        resource: String,
+        resource: Arc<str>,
         output: Payload,
     },
     TaskSucceeded {
-        resource: String,
+        resource: Arc<str>,
         output: Payload,
     },
     TaskFailed {
-        resource: String,
+        resource: Arc<str>,
         error: String,
         cause: String,
     },
     TaskTimedOut {
-        resource: String,
+        resource: Arc<str>,
         error: String,
         cause: String,
     },

@@ -80,36 +80,23 @@ impl Execution {
                 self.start_execution_task(task, parameters, token.as_mut(), &timers, cursor);
             Box::pin(nested).await
         } else {
-            self.invoke(name, task, parameters, token.as_mut(), &timers, cursor)
-                .await
+            // Inline rather than in a function of its own: each async frame repeats its
+            // arguments, and this one stays alive for the whole wait.
+            let handler = self.handler(task)?;
+            let call = self.call(name, task, parameters, token.as_ref())?;
+            match &mut token {
+                None => Box::pin(self.request(handler, call, &timers)).await,
+                Some(session) => {
+                    let handoff = (!session.submitted)
+                        .then(|| tokio::spawn(async move { handler.invoke(call).await }));
+                    self.await_callback(task, session, handoff, &timers, cursor)
+                        .await
+                }
+            }
         };
         self.record_result(task, &result);
         let context = self.task_context(name, cursor, retry_count, token.as_ref());
         finish_result(&task.handling, &task.io, &cursor.input(), result?, &context)
-    }
-
-    /// Calls the task's handler: for a request-response or `.sync` task its answer is the
-    /// result; for `.waitForTaskToken` it hands the work off and the callback is the result.
-    async fn invoke(
-        &self,
-        name: &str,
-        task: &TaskState,
-        parameters: Value,
-        token: Option<&mut TokenSession>,
-        timers: &Timers,
-        cursor: &Cursor,
-    ) -> Result<Value, StatesError> {
-        let handler = self.handler(task)?;
-        let call = self.call(name, task, parameters, token.as_deref())?;
-        match token {
-            None => Box::pin(self.request(handler, call, timers)).await,
-            Some(session) => {
-                let handoff = (!session.submitted)
-                    .then(|| tokio::spawn(async move { handler.invoke(call).await }));
-                self.await_callback(task, session, handoff, timers, cursor)
-                    .await
-            }
-        }
     }
 
     /// InputPath, the timers, the token and Parameters of one attempt, and its `TaskScheduled`.
@@ -248,7 +235,7 @@ impl Execution {
         token: Option<&TokenSession>,
     ) -> Result<TaskCall, StatesError> {
         let call = TaskCall {
-            resource: task.resource.clone(),
+            resource: task.resource.to_string(),
             pattern: task.pattern,
             parameters,
             task_token: token.map(|t| t.guard.token().to_string()),

@@ -2,6 +2,8 @@
 //! inputs, outputs and errors of each step. Events are plain serde data so that a durable store
 //! can append them as they happen and replay them later.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -59,6 +61,12 @@ pub enum EventDetails {
         state_type: String,
         name: String,
         output: Value,
+        /// The variables the state assigned: name → value as JSON text (`assignedVariables`).
+        /// Boxed because most states assign none and every event pays for the largest variant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_variables: Option<Box<BTreeMap<String, String>>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_variables_details: Option<AssignedVariablesDetails>,
     },
     TaskScheduled {
         resource: String,
@@ -141,6 +149,13 @@ pub enum EventDetails {
     },
 }
 
+/// `assignedVariablesDetails` of a state-exited event. AWS truncates only in CloudWatch Logs,
+/// never in the execution history, so this engine always reports `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedVariablesDetails {
+    pub truncated: bool,
+}
+
 impl EventDetails {
     pub fn event_type(&self) -> String {
         match self {
@@ -180,6 +195,39 @@ mod tests {
             index: 0,
         };
         assert_eq!(map.event_type(), "MapIterationStarted");
+    }
+
+    #[test]
+    fn state_exited_events_carry_assigned_variables_only_when_there_are_some() {
+        let plain = EventDetails::StateExited {
+            state_type: "Pass".into(),
+            name: "P".into(),
+            output: json!({}),
+            assigned_variables: None,
+            assigned_variables_details: None,
+        };
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("assigned_variables").is_none(), "{json}");
+        let assigning = EventDetails::StateExited {
+            state_type: "Pass".into(),
+            name: "P".into(),
+            output: json!({}),
+            assigned_variables: Some(Box::new(BTreeMap::from([(
+                "x".to_string(),
+                "42".to_string(),
+            )]))),
+            assigned_variables_details: Some(AssignedVariablesDetails { truncated: false }),
+        };
+        let json = serde_json::to_value(&assigning).unwrap();
+        assert_eq!(json["assigned_variables"], json!({"x": "42"}));
+        assert_eq!(
+            json["assigned_variables_details"],
+            json!({"truncated": false})
+        );
+        let back: EventDetails = serde_json::from_value(json).unwrap();
+        assert_eq!(back, assigning);
+        let old = json!({"kind": "stateExited", "state_type": "Pass", "name": "P", "output": {}});
+        assert_eq!(serde_json::from_value::<EventDetails>(old).unwrap(), plain);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, watch};
 use tracing::info;
 
-pub use history::{EventDetails, HistoryEvent};
+pub use history::{AssignedVariablesDetails, EventDetails, HistoryEvent};
 pub use store::StoreError;
 
 use crate::definition::{self, IntegrationPattern, LoadError, StateMachine};

@@ -1,6 +1,7 @@
-//! Task states: one attempt runs InputPath → Parameters → handler → ResultSelector → ResultPath
-//! → OutputPath; the handler is awaited directly (RequestResponse, Sync) or the task waits for a
-//! callback with its token (WaitForTaskToken), under TimeoutSeconds and HeartbeatSeconds.
+//! Task states: one attempt runs InputPath → Parameters → handler → ResultSelector (and Assign)
+//! → ResultPath → OutputPath; the handler is awaited directly (RequestResponse, Sync) or the task
+//! waits for a callback with its token (WaitForTaskToken), under TimeoutSeconds and
+//! HeartbeatSeconds.
 //!
 //! A durable engine commits a `.waitForTaskToken` attempt's token and start time before the
 //! handler sees the token, so after a restart the task waits for the same token, with its
@@ -17,13 +18,14 @@ use tracing::{debug, trace};
 
 use super::checkpoint::{Cursor, TaskProgress};
 use super::history::EventDetails;
-use super::interpreter::{Execution, Step, finish_result, seconds_at};
+use super::interpreter::{Completed, Execution, Exit, Handled, finish_result, seconds_at};
 use super::store::Op;
 use super::tokens::{Callback, TokenGuard};
 use super::{TaskCall, TaskFailure};
 use crate::definition::{IntegrationPattern, Seconds, TaskState};
 use crate::error::{HEARTBEAT_TIMEOUT, StatesError, TIMEOUT};
 use crate::io;
+use crate::variables::Variables;
 
 /// Timer settings of one attempt, unscaled seconds.
 struct Timers {
@@ -50,17 +52,19 @@ impl Execution {
         task: &TaskState,
         input: Value,
         cursor: &Cursor,
-    ) -> Result<Step, StatesError> {
-        let attempt = |retry_count| self.task_attempt(name, task, &input, cursor, retry_count);
-        self.with_handling(
+        vars: &Variables,
+    ) -> Result<Exit, StatesError> {
+        let attempt =
+            |retry_count| self.task_attempt(name, task, &input, cursor, vars, retry_count);
+        let on = Handled {
             name,
-            &task.handling,
-            &input,
-            &task.transition,
+            handling: &task.handling,
+            raw_input: &input,
+            transition: &task.transition,
             cursor,
-            attempt,
-        )
-        .await
+            vars,
+        };
+        self.with_handling(&on, attempt).await
     }
 
     async fn task_attempt(
@@ -69,12 +73,13 @@ impl Execution {
         task: &TaskState,
         input: &Value,
         cursor: &Cursor,
+        vars: &Variables,
         retry_count: u32,
-    ) -> Result<Value, StatesError> {
-        let effective = io::select(&task.io.input_path, input, "InputPath")?;
+    ) -> Result<Completed, StatesError> {
+        let effective = io::select(&task.io.input_path, input, vars, "InputPath")?;
         let timers = Timers {
-            timeout: resolve_seconds(&task.timeout, &effective, "TimeoutSecondsPath")?,
-            heartbeat: resolve_seconds(&task.heartbeat, &effective, "HeartbeatSecondsPath")?,
+            timeout: resolve_seconds(&task.timeout, &effective, vars, "TimeoutSecondsPath")?,
+            heartbeat: resolve_seconds(&task.heartbeat, &effective, vars, "HeartbeatSecondsPath")?,
         };
         let token = match task.pattern {
             IntegrationPattern::WaitForTaskToken => Some(self.open_token(cursor).await),
@@ -84,8 +89,13 @@ impl Execution {
         if let Some(session) = &token {
             context["Task"] = json!({"Token": session.guard.token()});
         }
-        let parameters =
-            io::apply_template(task.parameters.as_ref(), effective, &context, "Parameters")?;
+        let parameters = io::apply_template(
+            task.parameters.as_ref(),
+            effective,
+            &context,
+            vars,
+            "Parameters",
+        )?;
         if !token.as_ref().is_some_and(|t| t.resumed) {
             self.event(EventDetails::TaskScheduled {
                 resource: task.resource.clone(),
@@ -115,7 +125,7 @@ impl Execution {
                 cause: e.cause.clone(),
             }),
         }
-        finish_result(&task.handling, &task.io, input, result?, &context)
+        finish_result(&task.handling, &task.io, input, result?, &context, vars)
     }
 
     /// The token of this attempt: the one restored from the checkpoint when the task resumes,
@@ -327,12 +337,13 @@ fn heartbeat_timed_out(timers: &Timers) -> StatesError {
 fn resolve_seconds(
     seconds: &Option<Seconds>,
     input: &Value,
+    vars: &Variables,
     field: &str,
 ) -> Result<Option<u64>, StatesError> {
     match seconds {
         None => Ok(None),
         Some(Seconds::Fixed(n)) => Ok(Some(*n)),
-        Some(Seconds::Path(path)) => match seconds_at(path, input, field)? {
+        Some(Seconds::Path(path)) => match seconds_at(path, input, vars, field)? {
             0 => Err(StatesError::runtime(format!(
                 "{field} {:?} must be a positive integer, got 0",
                 path.as_str()

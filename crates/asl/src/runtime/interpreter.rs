@@ -74,7 +74,7 @@ struct Entry<'a> {
     /// Inner blocks of the previous state whose checkpoints go with this transition.
     clear: Option<String>,
     /// The block's variables as the state sees them on entry, saved with its position.
-    variables: &'a Scope,
+    variables: Scope,
 }
 
 fn has_inner_blocks(state: &State) -> bool {
@@ -323,12 +323,11 @@ impl Execution {
                         "state {name:?} does not exist"
                     )));
                 };
-                let scope = vars.get().own().clone();
                 let entry = Entry {
                     block: &key,
                     resume: resume.take(),
                     clear: clear.take(),
-                    variables: &scope,
+                    variables: vars.get().own().clone(),
                 };
                 let step = self
                     .run_state(&name, state, input, entry, &mut vars)
@@ -432,7 +431,7 @@ impl Execution {
             entered: now,
             retry: RetryProgress::default(),
             task: None,
-            variables: entry.variables.clone(),
+            variables: entry.variables,
         };
         let cursor = Cursor::new(entry.block, position, false);
         let op = self.position_op(&cursor, entry.clear);

@@ -291,6 +291,13 @@ async fn the_assign_of_a_retried_task_comes_from_the_attempt_that_succeeded() {
     );
 }
 
+/// A state-exited event's name, `assignedVariables` and `assignedVariablesDetails`.
+type Exited = (
+    String,
+    Option<BTreeMap<String, String>>,
+    Option<AssignedVariablesDetails>,
+);
+
 #[tokio::test]
 async fn state_exited_events_carry_the_assigned_values_as_json_text() {
     let engine = engine();
@@ -303,11 +310,7 @@ async fn state_exited_events_carry_the_assigned_values_as_json_text() {
     }});
     let done = run(&engine, &machine, json!({"x": {"y": 1}})).await;
     let history = engine.history(&done.execution_arn).unwrap();
-    let exits: Vec<(
-        String,
-        Option<BTreeMap<String, String>>,
-        Option<AssignedVariablesDetails>,
-    )> = history
+    let exits: Vec<Exited> = history
         .iter()
         .filter_map(|e| match &e.details {
             EventDetails::StateExited {

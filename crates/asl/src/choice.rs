@@ -773,6 +773,57 @@ mod tests {
     }
 
     #[test]
+    fn variables_are_compared_as_the_variable_and_as_the_operand() {
+        let mut assigned = crate::variables::Assigned::default();
+        assigned.push("count", json!(3)).unwrap();
+        assigned.push("limit", json!({"max": 5})).unwrap();
+        let total = std::sync::atomic::AtomicUsize::new(0);
+        let mut block = crate::variables::BlockVariables::open(Variables::default(), &total);
+        block.assign(assigned).unwrap();
+        let vars = block.get();
+        let check = |value: Value| evaluate(&rule(value), &json!({"n": 5}), &json!({}), vars);
+        assert_eq!(
+            check(json!({"Variable": "$count", "NumericLessThanPath": "$limit.max"})),
+            Ok(true)
+        );
+        assert_eq!(
+            check(json!({"Variable": "$.n", "NumericEqualsPath": "$limit.max"})),
+            Ok(true)
+        );
+        assert_eq!(
+            check(json!({"Variable": "$limit.min", "IsPresent": true})),
+            Ok(false)
+        );
+        let err = check(json!({"Variable": "$.n", "NumericEqualsPath": "$nothing"})).unwrap_err();
+        assert_eq!(err.error, RUNTIME);
+        assert!(
+            err.cause.starts_with("the variable 'nothing'"),
+            "{}",
+            err.cause
+        );
+    }
+
+    #[test]
+    fn assign_is_allowed_on_top_level_rules_only() {
+        let mut errors = Vec::new();
+        let value = json!({"Variable": "$.a", "IsNull": true, "Assign": {"x": 1}, "Next": "N"});
+        assert!(parse_rule(&value, "/r", true, &mut errors).is_some());
+        assert!(errors.is_empty(), "{errors:?}");
+        let nested = json!({
+            "Not": {"Variable": "$.a", "IsNull": true, "Assign": {"x": 1}},
+            "Next": "N"
+        });
+        parse_rule(&nested, "/r", true, &mut errors);
+        assert_eq!(
+            errors,
+            [RuleError {
+                pointer: "/r/Not/Assign".into(),
+                message: "\"Assign\" is only allowed in top-level choice rules".into()
+            }]
+        );
+    }
+
+    #[test]
     fn rule_shape_problems_are_all_reported() {
         let mut errors = Vec::new();
         let value = json!({"And": [

@@ -271,6 +271,51 @@ mod tests {
         assert_eq!(pointers, ["/a.$", "/list/0/c.$", "/nested/b.$"]);
     }
 
+    /// Variables with the given values, as a block holds them after an `Assign`.
+    fn vars(value: Value) -> Variables {
+        let mut assigned = crate::variables::Assigned::default();
+        for (name, v) in value.as_object().unwrap() {
+            assigned.push(name, v.clone()).unwrap();
+        }
+        let total = std::sync::atomic::AtomicUsize::new(0);
+        let mut block = crate::variables::BlockVariables::open(Variables::default(), &total);
+        block.assign(assigned).unwrap();
+        block.get().clone()
+    }
+
+    #[test]
+    fn variables_are_substituted_in_paths_and_intrinsic_arguments() {
+        let template = compile(&json!({
+            "id.$": "$order.id",
+            "all.$": "$order",
+            "label.$": "States.Format('{} x{}', $order.id, $count)",
+            "fromInput.$": "$.x"
+        }))
+        .unwrap();
+        let vars = vars(json!({"order": {"id": "o-7"}, "count": 2}));
+        let out = template
+            .evaluate(&json!({"x": 1}), &json!({}), &vars, "Parameters")
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"id": "o-7", "all": {"id": "o-7"}, "label": "o-7 x2", "fromInput": 1})
+        );
+    }
+
+    #[test]
+    fn a_variable_without_a_value_in_an_intrinsic_argument_is_named() {
+        let template = compile(&json!({"n.$": "States.ArrayLength($list)"})).unwrap();
+        let err = template
+            .evaluate(&json!({}), &json!({}), Variables::none(), "Parameters")
+            .unwrap_err();
+        assert_eq!(err.error, RUNTIME);
+        assert_eq!(
+            err.cause,
+            "the variable 'list' read by the path '$list' in an intrinsic function argument has \
+             no value: no state of its scope has assigned it before this state"
+        );
+    }
+
     #[test]
     fn pointer_tokens_are_escaped() {
         assert_eq!(child("/x", "a/b~c"), "/x/a~1b~0c");

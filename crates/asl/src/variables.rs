@@ -81,54 +81,62 @@ struct Stored {
 }
 
 /// The variables of one scope. `None` until something is assigned, so that blocks without
-/// variables allocate nothing.
+/// variables allocate nothing; one pointer otherwise, since every checkpoint and running state
+/// holds one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scope {
-    values: Option<Arc<BTreeMap<String, Stored>>>,
+    values: Option<Arc<Values>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Values {
+    map: BTreeMap<String, Stored>,
+    /// Bytes of JSON of every value in `map`.
     bytes: usize,
 }
 
 impl Scope {
     pub fn is_empty(&self) -> bool {
-        self.values.as_ref().is_none_or(|v| v.is_empty())
+        self.values.as_ref().is_none_or(|v| v.map.is_empty())
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
-        Some(&self.values.as_ref()?.get(name)?.value)
+        Some(&self.values.as_ref()?.map.get(name)?.value)
     }
 
     /// Bytes of JSON of every value in this scope.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.values.as_ref().map_or(0, |v| v.bytes)
     }
 
     fn bytes_after(&self, assigned: &Assigned) -> usize {
         let replaced: usize = assigned
             .values
             .iter()
-            .filter_map(|a| self.values.as_ref()?.get(&a.name).map(|s| s.bytes))
+            .filter_map(|a| self.values.as_ref()?.map.get(&a.name).map(|s| s.bytes))
             .sum();
-        self.bytes - replaced + assigned.bytes()
+        self.bytes() - replaced + assigned.bytes()
     }
 
     /// Stores the new values, copying the map only if a checkpoint or an inner block still
     /// shares it.
     fn store(&mut self, assigned: Assigned) {
-        self.bytes = self.bytes_after(&assigned);
+        let bytes = self.bytes_after(&assigned);
         let values = Arc::make_mut(self.values.get_or_insert_with(Arc::default));
+        values.bytes = bytes;
         for a in assigned.values {
             let stored = Stored {
                 value: a.value,
                 bytes: a.json.len(),
             };
-            values.insert(a.name, stored);
+            values.map.insert(a.name, stored);
         }
     }
 }
 
 impl Serialize for Scope {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let values = self.values.as_deref().into_iter().flatten();
+        let values = self.values.as_deref().into_iter().flat_map(|v| &v.map);
         serializer.collect_map(values.map(|(name, stored)| (name, &stored.value)))
     }
 }
@@ -157,10 +165,7 @@ pub struct Variables {
 }
 
 static NONE: Variables = Variables {
-    own: Scope {
-        values: None,
-        bytes: 0,
-    },
+    own: Scope { values: None },
     outer: None,
 };
 
@@ -279,8 +284,9 @@ pub struct BlockVariables<'a> {
 
 impl<'a> BlockVariables<'a> {
     pub fn open(variables: Variables, total: &'a AtomicUsize) -> Self {
-        if variables.own.bytes > 0 {
-            total.fetch_add(variables.own.bytes, Ordering::Relaxed);
+        let bytes = variables.own.bytes();
+        if bytes > 0 {
+            total.fetch_add(bytes, Ordering::Relaxed);
         }
         Self { variables, total }
     }
@@ -292,7 +298,7 @@ impl<'a> BlockVariables<'a> {
     /// Applies the values a state assigned, unless the execution would then hold more than
     /// [`MAX_EXECUTION_BYTES`] of variables.
     pub fn assign(&mut self, assigned: Assigned) -> Result<(), StatesError> {
-        let before = self.variables.own.bytes;
+        let before = self.variables.own.bytes();
         let after = self.variables.own.bytes_after(&assigned);
         if after > before {
             let grown = after - before;
@@ -319,9 +325,9 @@ impl<'a> BlockVariables<'a> {
 
 impl Drop for BlockVariables<'_> {
     fn drop(&mut self) {
-        if self.variables.own.bytes > 0 {
-            self.total
-                .fetch_sub(self.variables.own.bytes, Ordering::Relaxed);
+        let bytes = self.variables.own.bytes();
+        if bytes > 0 {
+            self.total.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 }
@@ -401,6 +407,7 @@ mod tests {
         let vars = Variables::default();
         assert!(vars.own().values.is_none());
         assert!(vars.enclosing().is_none());
+        assert_eq!(std::mem::size_of::<Scope>(), std::mem::size_of::<usize>());
     }
 
     #[test]

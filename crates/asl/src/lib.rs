@@ -25,7 +25,7 @@ pub mod variables;
 pub use definition::{IntegrationPattern, LoadError, ValidationError};
 pub use error::StatesError;
 pub use runtime::{
-    AssignedVariablesDetails, CallbackError, Engine, EngineConfig, EventDetails,
-    ExecutionDescription, ExecutionEvent, ExecutionStatus, HistoryEvent, StartError, StopError,
-    StoreError, TaskCall, TaskFailure, TaskHandler,
+    AssignedVariables, AssignedVariablesDetails, CallbackError, Engine, EngineConfig, EventDetails,
+    ExecutionDescription, ExecutionEvent, ExecutionStatus, HistoryEvent, Payload, StartError,
+    StopError, StoreError, TaskCall, TaskFailure, TaskHandler,
 };

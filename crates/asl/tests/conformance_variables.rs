@@ -30,13 +30,11 @@ fn assigned_by(engine: &wme_asl::Engine, arn: &str, name: &str) -> Vec<HashMap<S
         .iter()
         .filter_map(|e| match &e.details {
             EventDetails::StateExited {
-                name: n,
-                assigned_variables,
-                ..
+                name: n, assigned, ..
             } if n == name => Some(
-                assigned_variables
+                assigned
                     .as_deref()
-                    .map(|m| m.clone().into_iter().collect())
+                    .map(|a| a.assigned_variables.clone().into_iter().collect())
                     .unwrap_or_default(),
             ),
             _ => None,
@@ -161,14 +159,16 @@ async fn the_specification_scope_example_reads_outer_variables_in_iterations() {
     let done = engine.wait_for_execution(&exec).await.unwrap();
     assert_eq!(outcome(done), Ok(json!(2)));
     let history = engine.history(&exec).unwrap();
-    let end_outputs: Vec<&Value> = history
+    let end_outputs: Vec<Value> = history
         .iter()
         .filter_map(|e| match &e.details {
-            EventDetails::StateExited { name, output, .. } if name == "End" => Some(output),
+            EventDetails::StateExited { name, output, .. } if name == "End" => {
+                Some(output.to_value())
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(end_outputs, [&json!("hello"), &json!("hello")]);
+    assert_eq!(end_outputs, [json!("hello"), json!("hello")]);
 }
 
 /// Specification, same section: "State "Begin" can reference `outer`, but since it is in the

@@ -569,7 +569,7 @@ fn map_iterations_and_parallel_branches_resume_where_they_were() {
         EventDetails::StateExited { name, output, .. } if name == "Each" => Some(output.clone()),
         _ => None,
     });
-    assert_eq!(map_output, Some(Value::Array(held)));
+    assert_eq!(map_output.map(|p| p.to_value()), Some(Value::Array(held)));
     assert_eq!(
         counter.count("Item"),
         3,

@@ -158,7 +158,9 @@ async fn a_catch_assign_replaces_the_state_assign_and_sees_the_error_output() {
     assert_eq!(done.error.as_deref(), Some("States.Runtime"));
     let history = engine.history(&done.execution_arn).unwrap();
     let report = history.iter().find_map(|e| match &e.details {
-        EventDetails::StateExited { name, output, .. } if name == "Report" => Some(output.clone()),
+        EventDetails::StateExited { name, output, .. } if name == "Report" => {
+            Some(output.to_value())
+        }
         _ => None,
     });
     let error = json!({"Error": "Device.Offline", "Cause": "no answer"});
@@ -313,15 +315,10 @@ async fn state_exited_events_carry_the_assigned_values_as_json_text() {
     let exits: Vec<Exited> = history
         .iter()
         .filter_map(|e| match &e.details {
-            EventDetails::StateExited {
-                name,
-                assigned_variables,
-                assigned_variables_details,
-                ..
-            } => Some((
+            EventDetails::StateExited { name, assigned, .. } => Some((
                 name.clone(),
-                assigned_variables.as_deref().cloned(),
-                *assigned_variables_details,
+                assigned.as_deref().map(|a| a.assigned_variables.clone()),
+                assigned.as_deref().map(|a| a.assigned_variables_details),
             )),
             _ => None,
         })

@@ -6,7 +6,7 @@
 mod parse;
 mod substitute;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
@@ -65,6 +65,9 @@ pub struct StateMachine {
     /// Execution timeout (`TimeoutSeconds` at the top level).
     pub timeout_seconds: Option<u64>,
     pub states: States,
+    /// States whose fields mention the context object (`$$`). Only they get it built, which
+    /// spares every other state the cost of assembling it.
+    pub context_states: HashSet<String>,
 }
 
 /// A set of states with its entry point: the top level, a Parallel branch or a Map processor.

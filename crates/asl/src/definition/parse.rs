@@ -22,6 +22,7 @@ pub fn parse_definition(
     let mut ctx = Ctx {
         errors: Vec::new(),
         names: HashSet::new(),
+        context_states: HashSet::new(),
         resource_known,
         scopes: vec![VariableScope::default()],
         scope: 0,
@@ -130,6 +131,17 @@ const MAP: &[&str] = &[
 const JSONATA_FIELDS: &[&str] = &["Arguments", "Output", "Items"];
 const DISTRIBUTED_FIELDS: &[&str] = &["ItemReader", "ItemBatcher", "ResultWriter", "Label"];
 
+/// Whether a string anywhere in `value` mentions the context object. A nested Parallel or Map
+/// counts for its outer state too; that only builds the context where it is not read.
+fn mentions_context(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("$$"),
+        Value::Array(items) => items.iter().any(mentions_context),
+        Value::Object(map) => map.values().any(mentions_context),
+        _ => false,
+    }
+}
+
 /// A transition found while parsing, checked once the whole block is known.
 struct Edge {
     from: String,
@@ -141,6 +153,8 @@ struct Ctx<'a> {
     errors: Vec<ValidationError>,
     /// State names seen anywhere: AWS requires them to be unique across the whole machine.
     names: HashSet<String>,
+    /// States that mention `$$` anywhere in their fields.
+    context_states: HashSet<String>,
     resource_known: &'a dyn Fn(&str) -> bool,
     /// Variable scopes: the top level, then one per Parallel branch and Map processor.
     scopes: Vec<VariableScope>,
@@ -202,6 +216,7 @@ impl Ctx<'_> {
             comment,
             timeout_seconds,
             states,
+            context_states: std::mem::take(&mut self.context_states),
         })
     }
 
@@ -257,6 +272,9 @@ impl Ctx<'_> {
         for (name, value) in states_obj.map {
             let pointer = child(&states_ptr, name);
             self.state_name(name, &pointer);
+            if mentions_context(value) {
+                self.context_states.insert(name.clone());
+            }
             if let Some(state) = self.state(name, value, &pointer, &mut edges) {
                 states.insert(name.clone(), state);
             }

@@ -11,6 +11,7 @@
 //! the outer block past that state. A resumed inner block reads the variables of the blocks
 //! around it from their own checkpoints.
 
+use std::future::Future;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::error;
 
+use super::history::Payload;
 use super::interpreter::Execution;
 use super::store::Op;
 use crate::variables::Scope;
@@ -35,7 +37,8 @@ pub(crate) enum Checkpoint {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Position {
     pub(crate) state: String,
-    pub(crate) input: Value,
+    /// As text: a block keeps its position for as long as the state runs.
+    pub(crate) input: Payload,
     pub(crate) entered: DateTime<Utc>,
     #[serde(default)]
     pub(crate) retry: RetryProgress,
@@ -92,6 +95,11 @@ impl Cursor {
 
     pub(crate) fn entered(&self) -> DateTime<Utc> {
         self.lock().entered
+    }
+
+    /// The state's input, read back from the position's copy.
+    pub(crate) fn input(&self) -> Value {
+        self.lock().input.to_value()
     }
 
     pub(crate) fn retry(&self) -> RetryProgress {
@@ -151,10 +159,12 @@ impl Execution {
     }
 
     /// Commits the cursor's position; the interpreter goes on only once it is durable.
-    pub(crate) async fn save(&self, cursor: &Cursor, clear_prefix: Option<String>) {
-        if let Some(op) = self.position_op(cursor, clear_prefix) {
-            self.commit(op).await;
-        }
+    pub(crate) fn save(
+        &self,
+        cursor: &Cursor,
+        clear_prefix: Option<String>,
+    ) -> impl Future<Output = ()> + Send {
+        self.commit_some(self.position_op(cursor, clear_prefix))
     }
 
     /// The write of the cursor's position, `None` in a memory-only engine.
@@ -167,13 +177,19 @@ impl Execution {
     }
 
     /// Commits the output of an inner block that has ended.
-    pub(crate) async fn save_done(&self, block: &str, output: &Value, clear: Option<String>) {
-        let checkpoint = Checkpoint::Done {
-            output: output.clone(),
-        };
-        if let Some(op) = self.checkpoint_op(block, &checkpoint, clear) {
-            self.commit(op).await;
-        }
+    pub(crate) fn save_done(
+        &self,
+        block: &str,
+        output: &Value,
+        clear: Option<String>,
+    ) -> impl Future<Output = ()> + Send {
+        let op = self.inner.store.as_ref().and_then(|_| {
+            let checkpoint = Checkpoint::Done {
+                output: output.clone(),
+            };
+            self.checkpoint_op(block, &checkpoint, clear)
+        });
+        self.commit_some(op)
     }
 
     fn checkpoint_op(
@@ -185,7 +201,7 @@ impl Execution {
         self.inner.store.as_ref()?;
         let checkpoint = serde_json::to_string(checkpoint).unwrap_or_default();
         Some(Op::Checkpoint {
-            execution_arn: self.arn.clone(),
+            execution_arn: self.arn.to_string(),
             block: block.to_string(),
             checkpoint,
             clear_prefix,
@@ -194,12 +210,25 @@ impl Execution {
 
     /// Commits a write, or everything queued so far for `Op::Sync`. A store failure is logged
     /// and the execution goes on in memory: it would be lost on a restart.
-    pub(crate) async fn commit(&self, op: Op) {
-        let Some(store) = &self.inner.store else {
-            return;
+    pub(crate) fn commit(&self, op: Op) -> impl Future<Output = ()> + Send {
+        self.commit_some(Some(op))
+    }
+
+    /// The wait for a commit lives on the heap, and only in a durable engine: it is larger than
+    /// most states' own futures, which would otherwise carry its room all the time.
+    fn commit_some(&self, op: Option<Op>) -> impl Future<Output = ()> + Send {
+        let write = match (&self.inner.store, op) {
+            (Some(store), Some(op)) => Some(Box::pin(async move {
+                if let Err(e) = store.commit(op).await {
+                    error!(execution = %self.arn, error = %e, "checkpoint not saved");
+                }
+            })),
+            _ => None,
         };
-        if let Err(e) = store.commit(op).await {
-            error!(execution = %self.arn, error = %e, "checkpoint not saved");
+        async move {
+            if let Some(write) = write {
+                write.await;
+            }
         }
     }
 }
@@ -224,7 +253,7 @@ mod tests {
     fn checkpoints_round_trip_through_json() {
         let position = Position {
             state: "Wait".into(),
-            input: json!({"n": 1}),
+            input: Payload::new(&json!({"n": 1})),
             entered: DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
                 .unwrap()
                 .to_utc(),
@@ -260,7 +289,7 @@ mod tests {
     fn a_block_without_variables_writes_no_variables_field() {
         let position = Position {
             state: "P".into(),
-            input: json!({}),
+            input: Payload::new(&json!({})),
             entered: DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
                 .unwrap()
                 .to_utc(),

@@ -9,14 +9,13 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use super::checkpoint::Checkpoint;
 use super::clock::format_time;
 use super::interpreter::Execution;
 use super::store::{Loaded, Op, Store, StoreError};
-use super::tokens::Callback;
+use super::tokens::{Callback, Inbox};
 use super::{
     CallbackError, Engine, ExecutionDescription, ExecutionHandle, ExecutionRecord, HistoryEvent,
     Inner, MachineRecord, lock, write,
@@ -28,7 +27,7 @@ use crate::definition;
 pub(crate) struct Restored {
     pending: Vec<Pending>,
     /// Callback receivers of the open tokens, taken by the resumed tasks.
-    receivers: HashMap<String, mpsc::UnboundedReceiver<Callback>>,
+    receivers: HashMap<String, Inbox>,
     /// Last heartbeat of each open token that had one.
     heartbeats: HashMap<String, DateTime<Utc>>,
 }
@@ -127,13 +126,12 @@ impl Engine {
         let Some(store) = &self.inner.store else {
             return;
         };
-        let record = handle.lock();
-        let d = &record.description;
+        let d = handle.lock().describe();
         store.queue(Op::Execution {
             arn: d.execution_arn.clone(),
             definition_id: machine.definition_id,
             status: d.status.as_str().to_string(),
-            description: serde_json::to_string(d).unwrap_or_default(),
+            description: serde_json::to_string(&d).unwrap_or_default(),
         });
     }
 
@@ -178,7 +176,7 @@ impl Inner {
     pub(crate) fn take_restored_token(
         &self,
         token: &str,
-    ) -> Option<(mpsc::UnboundedReceiver<Callback>, Option<DateTime<Utc>>)> {
+    ) -> Option<(Inbox, Option<DateTime<Utc>>)> {
         let mut restored = lock(&self.restored);
         let receiver = restored.receivers.remove(token)?;
         Some((receiver, restored.heartbeats.remove(token)))
@@ -207,14 +205,10 @@ fn restore(inner: &Arc<Inner>, loaded: Loaded, path: &str) -> Result<(), StoreEr
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| corrupt("history event", &row.arn, e.to_string()))?;
         let status = description.status;
-        let handle = Arc::new(ExecutionHandle {
-            record: std::sync::Mutex::new(ExecutionRecord {
-                description,
-                history,
-            }),
-            status: watch::channel(status).0,
-            abort: std::sync::Mutex::new(None),
-        });
+        let handle = Arc::new(ExecutionHandle::new(ExecutionRecord::new(
+            description,
+            history,
+        )));
         lock(&inner.executions).insert(row.arn.clone(), Arc::clone(&handle));
         if status.is_terminal() {
             continue;

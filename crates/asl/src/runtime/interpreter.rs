@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info, info_span, trace};
 
 use super::checkpoint::{Checkpoint, Cursor, Position, RetryProgress, inner_block, inner_prefix};
 use super::clock::format_time;
-use super::history::{AssignedVariablesDetails, EventDetails};
+use super::history::{AssignedVariables, AssignedVariablesDetails, EventDetails, Payload};
 use super::store::Op;
 use super::{
     ExecutionEvent, ExecutionHandle, ExecutionStatus, Inner, MAX_PAYLOAD_BYTES, MachineRecord,
@@ -70,7 +70,7 @@ pub(crate) struct Completed {
 struct Entry<'a> {
     block: &'a str,
     /// The saved position when the block resumes from a checkpoint.
-    resume: Option<Position>,
+    resume: Option<Box<Position>>,
     /// Inner blocks of the previous state whose checkpoints go with this transition.
     clear: Option<String>,
     /// The block's variables as the state sees them on entry, saved with its position.
@@ -92,10 +92,8 @@ enum Outcome {
 pub(crate) struct Execution {
     pub(crate) inner: Arc<Inner>,
     pub(crate) handle: Arc<ExecutionHandle>,
-    pub(crate) arn: String,
-    name: String,
+    pub(crate) arn: Arc<str>,
     machine: Arc<MachineRecord>,
-    input: Value,
     start_time: DateTime<Utc>,
     /// Checkpoints read back from the store that no block has taken yet.
     pub(crate) resume: Mutex<HashMap<String, Checkpoint>>,
@@ -112,24 +110,17 @@ impl Execution {
         machine: Arc<MachineRecord>,
         resume: Option<HashMap<String, Checkpoint>>,
     ) {
-        let (arn, name, input, start_time) = {
+        let (arn, start_time) = {
             let record = handle.lock();
             let d = &record.description;
-            (
-                d.execution_arn.clone(),
-                d.name.clone(),
-                d.input.clone(),
-                d.start_date,
-            )
+            (Arc::from(d.execution_arn.as_str()), d.start_date)
         };
         let span = info_span!("execution", execution = %arn);
         let execution = Arc::new(Execution {
             inner,
             handle: Arc::clone(&handle),
             arn,
-            name,
             machine,
-            input,
             start_time,
             resumed: resume.is_some(),
             resume: Mutex::new(resume.unwrap_or_default()),
@@ -173,26 +164,32 @@ impl Execution {
     }
 
     async fn run(self: Arc<Self>) {
+        let (input, payload) = {
+            let record = self.handle.lock();
+            (record.input(), record.input_payload().clone())
+        };
         if self.resumed {
             info!(state_machine = %self.machine.arn, "execution resumed");
         } else {
             info!(state_machine = %self.machine.arn, "execution started");
             let role_arn = self.role_arn();
             self.event(EventDetails::ExecutionStarted {
-                input: self.input.clone(),
+                input: payload,
                 role_arn,
             });
             let _ = self.inner.events.send(ExecutionEvent::Started {
-                arn: self.arn.clone(),
+                arn: self.arn.to_string(),
             });
         }
         let definition = Arc::clone(&self.machine.definition);
-        let body = self.run_block(&definition.states, String::new(), self.input.clone(), None);
+        let body = self.run_block(&definition.states, String::new(), input, None);
         let outcome = match definition.timeout_seconds {
             Some(t) => {
                 // Counted from the start, so a resumed execution keeps its original deadline.
                 let deadline = self.inner.clock.deadline(self.start_time, t as f64);
-                match tokio::time::timeout(self.inner.clock.until(deadline), body).await {
+                let limited =
+                    Box::pin(tokio::time::timeout(self.inner.clock.until(deadline), body));
+                match limited.await {
                     Ok(result) => result.into(),
                     Err(_) => Outcome::TimedOut,
                 }
@@ -211,7 +208,7 @@ impl Execution {
         let (status, output, error, cause, details) = match outcome {
             Outcome::Succeeded(output) => {
                 let details = EventDetails::ExecutionSucceeded {
-                    output: output.clone(),
+                    output: Payload::new(&output),
                 };
                 (
                     ExecutionStatus::Succeeded,
@@ -275,13 +272,21 @@ impl Execution {
         )
     }
 
-    /// The context object (`$$`) as a state sees it.
+    /// The context object (`$$`) as a state sees it; `null` for a state that never reads it
+    /// (see [`StateMachine::context_states`](crate::definition::StateMachine)).
     pub(crate) fn context(&self, state: &str, entered: DateTime<Utc>, retry_count: u32) -> Value {
+        if !self.machine.definition.context_states.contains(state) {
+            return Value::Null;
+        }
+        let (input, execution_name) = {
+            let record = self.handle.lock();
+            (record.input(), record.description.name.clone())
+        };
         json!({
             "Execution": {
-                "Id": self.arn,
-                "Input": self.input,
-                "Name": self.name,
+                "Id": &*self.arn,
+                "Input": input,
+                "Name": execution_name,
                 "RoleArn": self.role_arn(),
                 "StartTime": format_time(self.start_time),
                 "RedriveCount": 0
@@ -307,12 +312,10 @@ impl Execution {
         Box::pin(async move {
             let (mut name, mut input, own, mut resume) = match self.take_checkpoint(&key) {
                 Some(Checkpoint::Done { output }) => return Ok(output),
-                Some(Checkpoint::State(p)) => (
-                    p.state.clone(),
-                    p.input.clone(),
-                    p.variables.clone(),
-                    Some(p),
-                ),
+                Some(Checkpoint::State(p)) => {
+                    let own = p.variables.clone();
+                    (p.state.clone(), p.input.to_value(), own, Some(Box::new(p)))
+                }
                 None => (block.start_at.clone(), input, Scope::default(), None),
             };
             let mut vars = BlockVariables::open(Variables::new(own, outer), &self.variable_bytes);
@@ -361,60 +364,63 @@ impl Execution {
         entry: Entry<'_>,
         vars: &mut BlockVariables<'_>,
     ) -> Result<Step, StatesError> {
-        let state_type = state.type_name().to_string();
+        let state_type = state.type_name();
         let (cursor, entered_id) = match entry.resume {
             Some(position) => {
                 debug!(state = %name, state_type = %state_type, "state resumed");
                 (
-                    Cursor::new(entry.block, position, true),
+                    Cursor::new(entry.block, *position, true),
                     self.entered_event_id(name),
                 )
             }
             None => {
                 debug!(state = %name, state_type = %state_type, "state entered");
                 let entered_id = self.handle.lock().history.len() + 1;
-                let cursor = self.enter(name, state, &input, entry).await;
+                let cursor = Box::pin(self.enter(name, state, &input, entry)).await;
                 (cursor, entered_id)
             }
         };
         let entered = cursor.entered();
         let read = vars.get();
         let result = match state {
-            State::Task(t) => self.task(name, t, input, &cursor, read).await,
+            // Each waiting kind of state runs in its own allocation, sized for that kind: an
+            // execution parked in a Task does not carry the larger Map or Parallel future.
+            State::Task(t) => {
+                // The cursor keeps the input as text; a waiting task holds no parsed copy.
+                drop(input);
+                Box::pin(self.task(name, t, &cursor, read)).await
+            }
             State::Pass(p) => self.pass(name, p, &input, entered, read),
             State::Choice(c) => self.choice(name, c, &input, entered, read),
-            State::Wait(w) => self.wait(name, w, &input, entered, read).await,
+            State::Wait(w) => Box::pin(self.wait(name, w, &input, entered, read)).await,
             State::Succeed(s) => {
                 io_only(&s.io, &input, read).map(|o| Exit::new(Step::End(o), None))
             }
             State::Fail(f) => Err(self.fail(f, &input, name, entered, read)),
-            State::Parallel(p) => self.parallel(name, p, input, &cursor, read).await,
-            State::Map(m) => self.map(name, m, input, &cursor, read).await,
+            State::Parallel(p) => Box::pin(self.parallel(name, p, input, &cursor, read)).await,
+            State::Map(m) => Box::pin(self.map(name, m, input, &cursor, read)).await,
         };
         let exit = result.map_err(|e| annotate(e, name, entered_id))?;
         let output = match &exit.step {
             Step::Next(_, output) | Step::End(output) => output,
         };
         check_size(output, name)?;
-        let assigned = exit.assigned.filter(|a| !a.is_empty());
-        let (assigned_variables, details) = match &assigned {
-            Some(a) => (
-                Some(Box::new(a.to_history())),
-                Some(AssignedVariablesDetails { truncated: false }),
-            ),
-            None => (None, None),
-        };
-        if let Some(a) = assigned {
+        let mut shown = None;
+        if let Some(a) = exit.assigned.filter(|a| !a.is_empty()) {
             debug!(state = %name, variables = a.len(), bytes = a.bytes(), "variables assigned");
-            trace!(state = %name, assigned = ?assigned_variables, "variable values");
+            let assigned = AssignedVariables {
+                assigned_variables: a.to_history(),
+                assigned_variables_details: AssignedVariablesDetails { truncated: false },
+            };
+            trace!(state = %name, values = ?assigned.assigned_variables, "variables assigned");
             vars.assign(a).map_err(|e| annotate(e, name, entered_id))?;
+            shown = Some(Box::new(assigned));
         }
         self.event(EventDetails::StateExited {
-            state_type,
+            state_type: state_type.to_string(),
             name: name.to_string(),
-            output: output.clone(),
-            assigned_variables,
-            assigned_variables_details: details,
+            output: Payload::new(output),
+            assigned: shown,
         });
         Ok(exit.step)
     }
@@ -425,9 +431,10 @@ impl Execution {
     /// after a crash changes nothing.
     async fn enter(&self, name: &str, state: &State, input: &Value, entry: Entry<'_>) -> Cursor {
         let now = self.now();
+        let payload = Payload::new(input);
         let position = Position {
             state: name.to_string(),
-            input: input.clone(),
+            input: payload.clone(),
             entered: now,
             retry: RetryProgress::default(),
             task: None,
@@ -438,7 +445,7 @@ impl Execution {
         let details = EventDetails::StateEntered {
             state_type: state.type_name().to_string(),
             name: name.to_string(),
-            input: input.clone(),
+            input: payload,
         };
         self.handle
             .record_with(self.inner.store.as_ref(), now, details, op);
@@ -608,7 +615,6 @@ impl Execution {
         let on = Handled {
             name,
             handling: &state.handling,
-            raw_input: &input,
             transition: &state.transition,
             cursor,
             vars,
@@ -675,7 +681,6 @@ impl Execution {
         let on = Handled {
             name,
             handling: &state.handling,
-            raw_input: &input,
             transition: &state.transition,
             cursor,
             vars,
@@ -824,7 +829,7 @@ impl Execution {
         attempts.resize(handling.retry.len(), 0);
         let mut retry_count = progress.retry_count;
         if let Some(due) = progress.retry_at {
-            tokio::time::sleep(self.inner.clock.until(due)).await;
+            Box::pin(tokio::time::sleep(self.inner.clock.until(due))).await;
         }
         loop {
             let error = match attempt(retry_count).await {
@@ -854,7 +859,7 @@ impl Execution {
                     retry_at: Some(due),
                 });
                 self.save(cursor, None).await;
-                tokio::time::sleep(self.inner.clock.until(due)).await;
+                Box::pin(tokio::time::sleep(self.inner.clock.until(due))).await;
                 continue;
             }
             return self.catch(on, error, retry_count);
@@ -892,7 +897,7 @@ impl Execution {
             retry_count,
             on.vars,
         )?;
-        let output = io::place_result(&catcher.result_path, on.raw_input, error_output)?;
+        let output = io::place_result(&catcher.result_path, &on.cursor.input(), error_output)?;
         Ok(Exit::new(
             Step::Next(catcher.next.clone(), output),
             assigned,
@@ -904,7 +909,6 @@ impl Execution {
 pub(crate) struct Handled<'a> {
     pub(crate) name: &'a str,
     pub(crate) handling: &'a ResultHandling,
-    pub(crate) raw_input: &'a Value,
     pub(crate) transition: &'a Transition,
     pub(crate) cursor: &'a Cursor,
     pub(crate) vars: &'a Variables,
@@ -947,7 +951,7 @@ fn finish(inner: &Inner, handle: &ExecutionHandle, ending: Ending) -> Option<Str
     };
     handle.record(inner.store.as_ref(), now, ending.details);
     if let Some(store) = &inner.store {
-        let description = serde_json::to_string(&handle.lock().description).unwrap_or_default();
+        let description = serde_json::to_string(&handle.lock().describe()).unwrap_or_default();
         store.queue(Op::Finish {
             arn: arn.clone(),
             status: ending.status.as_str().to_string(),
@@ -961,7 +965,7 @@ fn finish(inner: &Inner, handle: &ExecutionHandle, ending: Ending) -> Option<Str
 /// Tells waiters and subscribers that an execution ended; a durable engine calls it once the
 /// end is committed.
 fn notify(inner: &Inner, handle: &ExecutionHandle, arn: &str, status: ExecutionStatus) {
-    handle.status.send_replace(status);
+    handle.announce_end();
     let _ = inner.events.send(ExecutionEvent::Finished {
         arn: arn.to_string(),
         status,

@@ -16,17 +16,19 @@ mod task;
 mod tokens;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast};
 use tracing::info;
 
-pub use history::{AssignedVariablesDetails, EventDetails, HistoryEvent};
+pub use history::{
+    AssignedVariables, AssignedVariablesDetails, EventDetails, HistoryEvent, Payload,
+};
 pub use store::StoreError;
 
 use crate::definition::{self, IntegrationPattern, LoadError, StateMachine};
@@ -35,6 +37,9 @@ use durable::Restored;
 use interpreter::Execution;
 use store::{Op, Store};
 use tokens::{Callback, TokenRegistry};
+
+/// Histories up to this many events grow by one event at a time.
+const SMALL_HISTORY: usize = 16;
 
 /// Largest payload (bytes of JSON) Step Functions accepts as task output or input.
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
@@ -207,9 +212,38 @@ pub(crate) struct MachineRecord {
 
 /// The mutable state of one execution: its description and its history so far.
 #[derive(Debug)]
-pub struct ExecutionRecord {
-    pub description: ExecutionDescription,
-    pub history: Vec<HistoryEvent>,
+pub(crate) struct ExecutionRecord {
+    /// Everything but the input, which is `null` here: see `input`.
+    pub(crate) description: ExecutionDescription,
+    /// The execution's input, kept once and as text for as long as the execution is known.
+    input: Payload,
+    pub(crate) history: Vec<HistoryEvent>,
+}
+
+impl ExecutionRecord {
+    pub(crate) fn new(mut description: ExecutionDescription, history: Vec<HistoryEvent>) -> Self {
+        let input = Payload::new(&std::mem::take(&mut description.input));
+        Self {
+            description,
+            input,
+            history,
+        }
+    }
+
+    /// The description with its input, as DescribeExecution returns it.
+    pub(crate) fn describe(&self) -> ExecutionDescription {
+        let mut description = self.description.clone();
+        description.input = self.input.to_value();
+        description
+    }
+
+    pub(crate) fn input(&self) -> Value {
+        self.input.to_value()
+    }
+
+    pub(crate) fn input_payload(&self) -> &Payload {
+        &self.input
+    }
 }
 
 /// Shared handle on a running or finished execution.
@@ -217,14 +251,46 @@ pub struct ExecutionRecord {
 pub(crate) struct ExecutionHandle {
     // A std Mutex: updates are short and never held across an await.
     pub(crate) record: Mutex<ExecutionRecord>,
-    // watch: any number of waiters see the latest status, including after it became final.
-    pub(crate) status: watch::Sender<ExecutionStatus>,
+    /// Set once the execution's end is announced (for a durable engine: committed).
+    finished: AtomicBool,
+    // Notify rather than a watch channel: waiters only need to learn that the end came, and
+    // a handle lives as long as its execution is known.
+    ended: Notify,
     pub(crate) abort: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl ExecutionHandle {
+    pub(crate) fn new(record: ExecutionRecord) -> Self {
+        let finished = AtomicBool::new(record.description.status.is_terminal());
+        Self {
+            record: Mutex::new(record),
+            finished,
+            ended: Notify::new(),
+            abort: Mutex::new(None),
+        }
+    }
+
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ExecutionRecord> {
         self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes everyone waiting for the end of the execution.
+    pub(crate) fn announce_end(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.ended.notify_waiters();
+    }
+
+    async fn wait_for_end(&self) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the check, so an end announced in between is not missed.
+            ended.as_mut().enable();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// Appends an event to the history, and queues it for the store of a durable engine.
@@ -264,6 +330,11 @@ impl ExecutionHandle {
             if let Some(op) = then {
                 store.queue(op);
             }
+        }
+        // Short histories grow one event at a time: most executions stay small, and a
+        // waiting one would otherwise keep up to twice the room it uses.
+        if record.history.len() < SMALL_HISTORY {
+            record.history.reserve_exact(1);
         }
         record.history.push(event);
     }
@@ -416,7 +487,7 @@ impl Engine {
             let mut executions = lock(&self.inner.executions);
             if let Some(existing) = executions.get(&arn) {
                 let record = existing.lock();
-                let same = record.description.input == input
+                let same = record.input() == input
                     && record.description.status == ExecutionStatus::Running;
                 return if same {
                     Ok(arn)
@@ -453,14 +524,7 @@ impl Engine {
             start_date: self.inner.clock.now(),
             stop_date: None,
         };
-        ExecutionHandle {
-            record: Mutex::new(ExecutionRecord {
-                description,
-                history: Vec::new(),
-            }),
-            status: watch::channel(ExecutionStatus::Running).0,
-            abort: Mutex::new(None),
-        }
+        ExecutionHandle::new(ExecutionRecord::new(description, Vec::new()))
     }
 
     pub fn send_task_success(&self, token: &str, output: Value) -> Result<(), CallbackError> {
@@ -509,16 +573,14 @@ impl Engine {
     }
 
     pub fn describe_execution(&self, execution_arn: &str) -> Option<ExecutionDescription> {
-        Some(self.execution(execution_arn)?.lock().description.clone())
+        Some(self.execution(execution_arn)?.lock().describe())
     }
 
     /// Resolves once the execution has reached a terminal status.
     pub async fn wait_for_execution(&self, execution_arn: &str) -> Option<ExecutionDescription> {
         let handle = self.execution(execution_arn)?;
-        let mut status = handle.status.subscribe();
-        // The sender lives in `handle`, so waiting cannot fail while we hold it.
-        let _ = status.wait_for(|s| s.is_terminal()).await;
-        let description = handle.lock().description.clone();
+        handle.wait_for_end().await;
+        let description = handle.lock().describe();
         Some(description)
     }
 
@@ -530,7 +592,7 @@ impl Engine {
     pub fn list_executions(&self, state_machine_arn: &str) -> Vec<ExecutionDescription> {
         let mut list: Vec<_> = lock(&self.inner.executions)
             .values()
-            .map(|h| h.lock().description.clone())
+            .map(|h| h.lock().describe())
             .filter(|d| d.state_machine_arn == state_machine_arn)
             .collect();
         list.sort_by_key(|d| std::cmp::Reverse(d.start_date));

@@ -8,24 +8,31 @@
 //! timeouts counted from the original start, and hands the work off again only if the handler
 //! had not returned before the restart.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace};
 
 use super::checkpoint::{Cursor, TaskProgress};
-use super::history::EventDetails;
+use super::history::{EventDetails, Payload};
 use super::interpreter::{Completed, Execution, Exit, Handled, finish_result, seconds_at};
 use super::store::Op;
-use super::tokens::{Callback, TokenGuard};
-use super::{TaskCall, TaskFailure};
+use super::tokens::{Callback, Inbox, TokenGuard};
+use super::{TaskCall, TaskFailure, TaskHandler};
 use crate::definition::{IntegrationPattern, Seconds, TaskState};
 use crate::error::{HEARTBEAT_TIMEOUT, StatesError, TIMEOUT};
 use crate::io;
 use crate::variables::Variables;
+
+/// What an attempt needs once it is prepared.
+struct Prepared {
+    parameters: Value,
+    timers: Timers,
+    token: Option<TokenSession>,
+}
 
 /// Timer settings of one attempt, unscaled seconds.
 struct Timers {
@@ -36,7 +43,7 @@ struct Timers {
 /// The token of one `.waitForTaskToken` attempt and what is known about it.
 struct TokenSession {
     guard: TokenGuard,
-    callbacks: mpsc::UnboundedReceiver<Callback>,
+    callbacks: Inbox,
     started: DateTime<Utc>,
     /// The last heartbeat, or the start.
     last_beat: DateTime<Utc>,
@@ -50,16 +57,13 @@ impl Execution {
         &self,
         name: &str,
         task: &TaskState,
-        input: Value,
         cursor: &Cursor,
         vars: &Variables,
     ) -> Result<Exit, StatesError> {
-        let attempt =
-            |retry_count| self.task_attempt(name, task, &input, cursor, vars, retry_count);
+        let attempt = |retry_count| self.task_attempt(name, task, cursor, vars, retry_count);
         let on = Handled {
             name,
             handling: &task.handling,
-            raw_input: &input,
             transition: &task.transition,
             cursor,
             vars,
@@ -71,12 +75,42 @@ impl Execution {
         &self,
         name: &str,
         task: &TaskState,
-        input: &Value,
         cursor: &Cursor,
         vars: &Variables,
         retry_count: u32,
     ) -> Result<Completed, StatesError> {
-        let effective = io::select(&task.io.input_path, input, vars, "InputPath")?;
+        let Prepared {
+            parameters,
+            timers,
+            mut token,
+        } = Box::pin(self.prepare(name, task, cursor, vars, retry_count)).await?;
+        let handler = self.handler(task)?;
+        let call = self.call(name, task, parameters, token.as_ref());
+        let result = match &mut token {
+            None => Box::pin(self.request(handler, call, &timers)).await,
+            Some(session) => {
+                let handoff = (!session.submitted)
+                    .then(|| tokio::spawn(async move { handler.invoke(call).await }));
+                self.await_callback(task, session, handoff, &timers, cursor)
+                    .await
+            }
+        };
+        self.record_result(task, &result);
+        let context = self.task_context(name, cursor, retry_count, token.as_ref());
+        let input = cursor.input();
+        finish_result(&task.handling, &task.io, &input, result?, &context, vars)
+    }
+
+    /// InputPath, the timers, the token and Parameters of one attempt, and its `TaskScheduled`.
+    async fn prepare(
+        &self,
+        name: &str,
+        task: &TaskState,
+        cursor: &Cursor,
+        vars: &Variables,
+        retry_count: u32,
+    ) -> Result<Prepared, StatesError> {
+        let effective = io::select(&task.io.input_path, &cursor.input(), vars, "InputPath")?;
         let timers = Timers {
             timeout: resolve_seconds(&task.timeout, &effective, vars, "TimeoutSecondsPath")?,
             heartbeat: resolve_seconds(&task.heartbeat, &effective, vars, "HeartbeatSecondsPath")?,
@@ -85,10 +119,7 @@ impl Execution {
             IntegrationPattern::WaitForTaskToken => Some(self.open_token(cursor).await),
             _ => None,
         };
-        let mut context = self.context(name, cursor.entered(), retry_count);
-        if let Some(session) = &token {
-            context["Task"] = json!({"Token": session.guard.token()});
-        }
+        let context = self.task_context(name, cursor, retry_count, token.as_ref());
         let parameters = io::apply_template(
             task.parameters.as_ref(),
             effective,
@@ -99,33 +130,57 @@ impl Execution {
         if !token.as_ref().is_some_and(|t| t.resumed) {
             self.event(EventDetails::TaskScheduled {
                 resource: task.resource.clone(),
-                parameters: parameters.clone(),
+                parameters: Payload::new(&parameters),
                 timeout_seconds: timers.timeout,
                 heartbeat_seconds: timers.heartbeat,
             });
         }
-        let result = self
-            .invoke(name, task, parameters, token, &timers, cursor)
-            .await;
-        match &result {
-            Ok(output) => self.event(EventDetails::TaskSucceeded {
+        Ok(Prepared {
+            parameters,
+            timers,
+            token,
+        })
+    }
+
+    /// The context object with `Task.Token` for a `.waitForTaskToken` attempt. Built when
+    /// needed rather than kept, so a waiting task holds none.
+    fn task_context(
+        &self,
+        name: &str,
+        cursor: &Cursor,
+        retry_count: u32,
+        token: Option<&TokenSession>,
+    ) -> Value {
+        let mut context = self.context(name, cursor.entered(), retry_count);
+        if let (Value::Object(fields), Some(session)) = (&mut context, token) {
+            fields.insert(
+                "Task".to_string(),
+                json!({ "Token": session.guard.token() }),
+            );
+        }
+        context
+    }
+
+    fn record_result(&self, task: &TaskState, result: &Result<Value, StatesError>) {
+        let details = match result {
+            Ok(output) => EventDetails::TaskSucceeded {
                 resource: task.resource.clone(),
-                output: output.clone(),
-            }),
+                output: Payload::new(output),
+            },
             Err(e) if e.error == TIMEOUT || e.error == HEARTBEAT_TIMEOUT => {
-                self.event(EventDetails::TaskTimedOut {
+                EventDetails::TaskTimedOut {
                     resource: task.resource.clone(),
                     error: e.error.clone(),
                     cause: e.cause.clone(),
-                })
+                }
             }
-            Err(e) => self.event(EventDetails::TaskFailed {
+            Err(e) => EventDetails::TaskFailed {
                 resource: task.resource.clone(),
                 error: e.error.clone(),
                 cause: e.cause.clone(),
-            }),
-        }
-        finish_result(&task.handling, &task.io, input, result?, &context, vars)
+            },
+        };
+        self.event(details);
     }
 
     /// The token of this attempt: the one restored from the checkpoint when the task resumes,
@@ -149,7 +204,7 @@ impl Execution {
         if let Some(store) = &self.inner.store {
             store.queue(Op::Token {
                 token: guard.token().to_string(),
-                execution_arn: self.arn.clone(),
+                execution_arn: self.arn.to_string(),
             });
             cursor.set_task(Some(TaskProgress {
                 token: guard.token().to_string(),
@@ -168,54 +223,56 @@ impl Execution {
         }
     }
 
-    async fn invoke(
-        &self,
-        name: &str,
-        task: &TaskState,
-        parameters: Value,
-        token: Option<TokenSession>,
-        timers: &Timers,
-        cursor: &Cursor,
-    ) -> Result<Value, StatesError> {
-        let handler = self.inner.handler(&task.base_resource).ok_or_else(|| {
+    fn handler(&self, task: &TaskState) -> Result<Arc<dyn TaskHandler>, StatesError> {
+        self.inner.handler(&task.base_resource).ok_or_else(|| {
             StatesError::runtime(format!(
                 "no handler is registered for resource {:?}",
                 task.base_resource
             ))
-        })?;
+        })
+    }
+
+    /// The handler's call, recording `TaskStarted` unless a resumed task already started.
+    fn call(
+        &self,
+        name: &str,
+        task: &TaskState,
+        parameters: Value,
+        token: Option<&TokenSession>,
+    ) -> TaskCall {
         let call = TaskCall {
             resource: task.resource.clone(),
             pattern: task.pattern,
             parameters,
-            task_token: token.as_ref().map(|t| t.guard.token().to_string()),
-            execution_arn: self.arn.clone(),
+            task_token: token.map(|t| t.guard.token().to_string()),
+            execution_arn: self.arn.to_string(),
             state_name: name.to_string(),
         };
         trace!(state = %name, parameters = %call.parameters, "invoking task handler");
-        if !token.as_ref().is_some_and(|t| t.resumed) {
+        if !token.is_some_and(|t| t.resumed) {
             self.event(EventDetails::TaskStarted {
                 resource: task.resource.clone(),
             });
         }
-        match token {
-            None => {
-                let timeout = timers.timeout.map(|t| self.inner.clock.scaled(t as f64));
-                let invocation = handler.invoke(call);
-                let result = match timeout {
-                    Some(limit) => tokio::time::timeout(limit, invocation)
-                        .await
-                        .map_err(|_| timed_out(timers))?,
-                    None => invocation.await,
-                };
-                result.map_err(failure)
-            }
-            Some(session) => {
-                let handoff = (!session.submitted)
-                    .then(|| tokio::spawn(async move { handler.invoke(call).await }));
-                self.await_callback(task, session, handoff, timers, cursor)
-                    .await
-            }
-        }
+        call
+    }
+
+    /// A request-response or `.sync` call: the handler's answer is the result.
+    async fn request(
+        &self,
+        handler: Arc<dyn TaskHandler>,
+        call: TaskCall,
+        timers: &Timers,
+    ) -> Result<Value, StatesError> {
+        let timeout = timers.timeout.map(|t| self.inner.clock.scaled(t as f64));
+        let invocation = handler.invoke(call);
+        let result = match timeout {
+            Some(limit) => tokio::time::timeout(limit, invocation)
+                .await
+                .map_err(|_| timed_out(timers))?,
+            None => invocation.await,
+        };
+        result.map_err(failure)
     }
 
     /// Records that the handler handed the work off, with the checkpoint that says so: a
@@ -224,7 +281,7 @@ impl Execution {
         cursor.mark_submitted();
         let details = EventDetails::TaskSubmitted {
             resource: task.resource.clone(),
-            output,
+            output: Payload::new(&output),
         };
         let op = self.position_op(cursor, None);
         self.handle
@@ -242,7 +299,7 @@ impl Execution {
     async fn await_callback(
         &self,
         task: &TaskState,
-        session: TokenSession,
+        session: &mut TokenSession,
         mut handoff: Option<tokio::task::JoinHandle<Result<Value, TaskFailure>>>,
         timers: &Timers,
         cursor: &Cursor,
@@ -252,11 +309,15 @@ impl Execution {
         let heartbeat: Option<Duration> =
             timers.heartbeat.map(|h| self.inner.clock.scaled(h as f64));
         let TokenSession {
-            guard,
-            mut callbacks,
-            ..
+            guard, callbacks, ..
         } = session;
         loop {
+            // One timer for whichever deadline comes first, allocated only while one is set.
+            let (expiry, beat) = match (deadline, heartbeat_deadline) {
+                (Some(d), Some(h)) if h < d => (Some(h), true),
+                (Some(d), _) => (Some(d), false),
+                (None, h) => (h, true),
+            };
             tokio::select! {
                 joined = async { handoff.as_mut().expect("guarded by the select condition").await }, if handoff.is_some() => {
                     handoff = None;
@@ -267,15 +328,16 @@ impl Execution {
                     }
                 }
                 callback = callbacks.recv() => match callback {
-                    Some(Callback::Heartbeat) => {
+                    Callback::Heartbeat => {
                         debug!(token = %guard.token(), "task heartbeat");
                         heartbeat_deadline = heartbeat.map(|d| Instant::now() + d);
                     }
-                    Some(done) => return completed(done),
-                    None => return Err(StatesError::runtime("the task token channel closed unexpectedly")),
+                    done => return completed(done),
                 },
-                _ = sleep_until(deadline) => return expire(&guard, &mut callbacks, timed_out(timers)),
-                _ = sleep_until(heartbeat_deadline) => return expire(&guard, &mut callbacks, heartbeat_timed_out(timers)),
+                _ = sleep_until(expiry) => {
+                    let error = if beat { heartbeat_timed_out(timers) } else { timed_out(timers) };
+                    return expire(guard, callbacks, error);
+                }
             }
         }
     }
@@ -284,7 +346,7 @@ impl Execution {
 /// Closes the token on a timer expiry; a completion that won the race still counts.
 fn expire(
     guard: &TokenGuard,
-    callbacks: &mut mpsc::UnboundedReceiver<Callback>,
+    callbacks: &mut Inbox,
     error: StatesError,
 ) -> Result<Value, StatesError> {
     if guard.close() {
@@ -292,9 +354,9 @@ fn expire(
     }
     loop {
         match callbacks.try_recv() {
-            Ok(Callback::Heartbeat) => continue,
-            Ok(done) => return completed(done),
-            Err(_) => return Err(error),
+            Some(Callback::Heartbeat) => continue,
+            Some(done) => return completed(done),
+            None => return Err(error),
         }
     }
 }
@@ -307,9 +369,11 @@ fn completed(callback: Callback) -> Result<Value, StatesError> {
     }
 }
 
+/// Sleeps until `deadline`, or forever. The timer lives on the heap so that a task waiting
+/// without one does not carry its space.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => Box::pin(tokio::time::sleep_until(at)).await,
         None => std::future::pending().await,
     }
 }

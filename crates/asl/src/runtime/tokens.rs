@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::CallbackError;
 
@@ -23,10 +23,110 @@ pub(crate) enum Callback {
     Heartbeat,
 }
 
+/// The callbacks a waiting task has not taken yet. A task needs only the completing callback
+/// and whether heartbeats came, so this holds one completion and a count rather than a queue:
+/// a waiting task is the engine's most numerous object, and a channel would cost it about
+/// 2 KiB.
+#[derive(Debug, Default)]
+struct Pending {
+    heartbeats: u32,
+    // Boxed: it is empty for nearly all of a task's wait.
+    done: Option<Box<Callback>>,
+    receiver_gone: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    // A std Mutex: every access is a field update that never awaits.
+    pending: Mutex<Pending>,
+    // Notify keeps a permit when nobody waits, so a callback between a check and the wait is
+    // not missed.
+    ready: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The receiving side of one token's callbacks, owned by the task waiting for them.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    shared: Arc<Shared>,
+}
+
+impl Inbox {
+    /// The next callback: the completion if one came, else a heartbeat, else waits.
+    pub(crate) async fn recv(&mut self) -> Callback {
+        loop {
+            if let Some(callback) = self.try_recv() {
+                return callback;
+            }
+            self.shared.ready.notified().await;
+        }
+    }
+
+    pub(crate) fn try_recv(&mut self) -> Option<Callback> {
+        let mut pending = self.shared.lock();
+        if let Some(done) = pending.done.take() {
+            return Some(*done);
+        }
+        if pending.heartbeats > 0 {
+            pending.heartbeats -= 1;
+            return Some(Callback::Heartbeat);
+        }
+        None
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        let pending = self.shared.lock();
+        pending.done.is_none() && pending.heartbeats == 0
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.shared.lock().receiver_gone = true;
+    }
+}
+
+/// The sending side, kept in the registry while the task waits.
+#[derive(Debug)]
+struct Outbox {
+    shared: Arc<Shared>,
+}
+
+impl Outbox {
+    /// Hands a callback to the task; `false` if the task no longer waits.
+    fn send(&self, callback: Callback) -> bool {
+        {
+            let mut pending = self.shared.lock();
+            if pending.receiver_gone {
+                return false;
+            }
+            match callback {
+                Callback::Heartbeat => pending.heartbeats = pending.heartbeats.saturating_add(1),
+                done => pending.done = Some(Box::new(done)),
+            }
+        }
+        self.shared.ready.notify_one();
+        true
+    }
+}
+
+fn inbox() -> (Outbox, Inbox) {
+    let shared = Arc::new(Shared::default());
+    let outbox = Outbox {
+        shared: Arc::clone(&shared),
+    };
+    (outbox, Inbox { shared })
+}
+
 #[derive(Debug)]
 enum Entry {
     /// The sender to the waiting task and the execution it belongs to.
-    Waiting(mpsc::UnboundedSender<Callback>, String),
+    Waiting(Outbox, Arc<str>),
     Closed,
 }
 
@@ -34,7 +134,8 @@ enum Entry {
 #[derive(Debug, Default)]
 pub(crate) struct TokenRegistry {
     // A std Mutex: every operation is a short map update that never awaits.
-    entries: Mutex<HashMap<String, Entry>>,
+    // Keys share their text with the tokens' guards.
+    entries: Mutex<HashMap<Arc<str>, Entry>>,
 }
 
 /// Closes its token when dropped, so a task that ends for any reason (including being
@@ -42,7 +143,7 @@ pub(crate) struct TokenRegistry {
 #[derive(Debug)]
 pub(crate) struct TokenGuard {
     registry: Arc<TokenRegistry>,
-    token: String,
+    token: Arc<str>,
 }
 
 impl TokenGuard {
@@ -79,14 +180,13 @@ fn is_well_formed(token: &str) -> bool {
 }
 
 impl TokenRegistry {
-    pub(crate) fn issue(
-        self: &Arc<Self>,
-        execution_arn: &str,
-    ) -> (TokenGuard, mpsc::UnboundedReceiver<Callback>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let token = new_token();
-        self.lock()
-            .insert(token.clone(), Entry::Waiting(tx, execution_arn.to_string()));
+    pub(crate) fn issue(self: &Arc<Self>, execution_arn: &Arc<str>) -> (TokenGuard, Inbox) {
+        let (tx, rx) = inbox();
+        let token: Arc<str> = new_token().into();
+        self.lock().insert(
+            Arc::clone(&token),
+            Entry::Waiting(tx, Arc::clone(execution_arn)),
+        );
         let guard = TokenGuard {
             registry: Arc::clone(self),
             token,
@@ -96,34 +196,31 @@ impl TokenRegistry {
 
     /// Registers a token read back from a durable store whose task still waits; callbacks
     /// queue on the returned receiver until the resumed task takes it.
-    pub(crate) fn restore(
-        &self,
-        token: &str,
-        execution_arn: &str,
-    ) -> mpsc::UnboundedReceiver<Callback> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().insert(
-            token.to_string(),
-            Entry::Waiting(tx, execution_arn.to_string()),
-        );
+    pub(crate) fn restore(&self, token: &str, execution_arn: &str) -> Inbox {
+        let (tx, rx) = inbox();
+        self.lock()
+            .insert(token.into(), Entry::Waiting(tx, execution_arn.into()));
         rx
     }
 
     /// Registers a token read back from a durable store whose task has ended, so that a late
     /// callback is still told that the task timed out.
     pub(crate) fn restore_closed(&self, token: &str) {
-        self.lock().insert(token.to_string(), Entry::Closed);
+        self.lock().insert(token.into(), Entry::Closed);
     }
 
     /// A guard for a restored token.
     pub(crate) fn guard(self: &Arc<Self>, token: &str) -> TokenGuard {
         TokenGuard {
             registry: Arc::clone(self),
-            token: token.to_string(),
+            token: self
+                .lock()
+                .get_key_value(token)
+                .map_or_else(|| token.into(), |(key, _)| Arc::clone(key)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -143,7 +240,7 @@ impl TokenRegistry {
     /// Closes every open token of an execution (it was stopped).
     pub(crate) fn close_execution(&self, execution_arn: &str) {
         for entry in self.lock().values_mut() {
-            if matches!(entry, Entry::Waiting(_, arn) if arn == execution_arn) {
+            if matches!(entry, Entry::Waiting(_, arn) if &**arn == execution_arn) {
                 *entry = Entry::Closed;
             }
         }
@@ -168,7 +265,7 @@ impl TokenRegistry {
             )));
         };
         let completes = !matches!(callback, Callback::Heartbeat);
-        if tx.send(callback).is_err() {
+        if !tx.send(callback) {
             *entry = Entry::Closed;
             return Err(CallbackError::TaskTimedOut(format!(
                 "task timed out: the task for token {token} is no longer running"
@@ -190,8 +287,8 @@ mod tests {
     #[test]
     fn tokens_are_unique_and_well_formed() {
         let registry = Arc::new(TokenRegistry::default());
-        let (a, _rx_a) = registry.issue("arn:x");
-        let (b, _rx_b) = registry.issue("arn:x");
+        let (a, _rx_a) = registry.issue(&"arn:x".into());
+        let (b, _rx_b) = registry.issue(&"arn:x".into());
         assert_ne!(a.token(), b.token());
         assert!(is_well_formed(a.token()));
     }
@@ -199,11 +296,11 @@ mod tests {
     #[test]
     fn success_is_delivered_once_then_refused() {
         let registry = Arc::new(TokenRegistry::default());
-        let (guard, mut rx) = registry.issue("arn:x");
+        let (guard, mut rx) = registry.issue(&"arn:x".into());
         registry
             .deliver(guard.token(), Callback::Success(json!(1)))
             .unwrap();
-        assert!(matches!(rx.try_recv(), Ok(Callback::Success(v)) if v == json!(1)));
+        assert!(matches!(rx.try_recv(), Some(Callback::Success(v)) if v == json!(1)));
         let again = registry.deliver(guard.token(), Callback::Success(json!(2)));
         assert!(matches!(again, Err(CallbackError::TaskTimedOut(_))));
     }
@@ -211,7 +308,7 @@ mod tests {
     #[test]
     fn heartbeats_do_not_close_the_token() {
         let registry = Arc::new(TokenRegistry::default());
-        let (guard, _rx) = registry.issue("arn:x");
+        let (guard, _rx) = registry.issue(&"arn:x".into());
         registry
             .deliver(guard.token(), Callback::Heartbeat)
             .unwrap();
@@ -232,7 +329,7 @@ mod tests {
     #[test]
     fn dropped_guard_makes_callbacks_late() {
         let registry = Arc::new(TokenRegistry::default());
-        let (guard, _rx) = registry.issue("arn:x");
+        let (guard, _rx) = registry.issue(&"arn:x".into());
         let token = guard.token().to_string();
         drop(guard);
         let err = registry.deliver(&token, Callback::Heartbeat).unwrap_err();
@@ -257,8 +354,8 @@ mod tests {
     #[test]
     fn closing_an_execution_closes_only_its_tokens() {
         let registry = Arc::new(TokenRegistry::default());
-        let (a, _rx_a) = registry.issue("arn:a");
-        let (b, _rx_b) = registry.issue("arn:b");
+        let (a, _rx_a) = registry.issue(&"arn:a".into());
+        let (b, _rx_b) = registry.issue(&"arn:b".into());
         registry.close_execution("arn:a");
         assert!(matches!(
             registry.deliver(a.token(), Callback::Heartbeat),
@@ -276,6 +373,7 @@ mod tests {
             .deliver(&token, Callback::Success(json!("done")))
             .unwrap();
         assert_eq!(rx.try_recv().unwrap(), Callback::Success(json!("done")));
+        assert!(rx.try_recv().is_none());
         let closed = "cd".repeat(32);
         registry.restore_closed(&closed);
         assert!(matches!(
@@ -287,12 +385,12 @@ mod tests {
     #[test]
     fn close_reports_whether_the_task_still_waited() {
         let registry = Arc::new(TokenRegistry::default());
-        let (guard, _rx) = registry.issue("arn:x");
+        let (guard, _rx) = registry.issue(&"arn:x".into());
         registry
             .deliver(guard.token(), Callback::Success(json!(null)))
             .unwrap();
         assert!(!guard.close());
-        let (guard2, _rx2) = registry.issue("arn:x");
+        let (guard2, _rx2) = registry.issue(&"arn:x".into());
         assert!(guard2.close());
     }
 }

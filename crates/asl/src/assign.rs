@@ -153,9 +153,9 @@ mod tests {
             .unwrap();
         block.assign(assigned).unwrap();
 
-        assert_eq!(block.get().get("x"), Some(&json!(6)));
-        assert_eq!(block.get().get("nextX"), Some(&json!(3)));
-        assert_eq!(block.get().get("a"), Some(&json!(6)));
+        assert_eq!(block.get().get("x"), Some(json!(6)));
+        assert_eq!(block.get().get("nextX"), Some(json!(3)));
+        assert_eq!(block.get().get("a"), Some(json!(6)));
     }
 
     #[test]

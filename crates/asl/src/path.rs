@@ -231,25 +231,23 @@ impl Path {
         }
     }
 
-    /// The document this path reads: `input`, `context` for `$$` paths, or a variable's value
-    /// (`None` when the variable has no value).
-    pub fn root<'a>(
-        &self,
-        input: &'a Value,
-        context: &'a Value,
-        vars: &'a Variables,
-    ) -> Option<&'a Value> {
-        match self.root {
-            Root::Input => Some(input),
-            Root::Context => Some(context),
-            Root::Variable { .. } => vars.get(self.variable()?),
-        }
-    }
-
     /// Selects from the path's root. `None` means a definite path named a node that does not
     /// exist, or the variable has no value; a query always yields an array (maybe empty).
     pub fn select(&self, input: &Value, context: &Value, vars: &Variables) -> Option<Value> {
-        let root = self.root(input, context, vars)?;
+        match self.root {
+            Root::Input => self.select_in(input),
+            Root::Context => self.select_in(context),
+            Root::Variable { .. } => {
+                let value = vars.get(self.variable()?)?;
+                match &self.kind {
+                    PathKind::Reference(r) if r.is_root() => Some(value),
+                    _ => self.select_in(&value),
+                }
+            }
+        }
+    }
+
+    fn select_in(&self, root: &Value) -> Option<Value> {
         match &self.kind {
             PathKind::Reference(r) => r.get(root).cloned(),
             PathKind::Query(q) => Some(Value::Array(
@@ -264,7 +262,7 @@ impl Path {
     /// one costs nothing extra.
     pub fn unassigned(&self, vars: &Variables, field: &str) -> Option<StatesError> {
         let name = self.variable()?;
-        vars.get(name).is_none().then(|| {
+        (!vars.contains(name)).then(|| {
             StatesError::runtime(format!(
                 "the variable '{name}' read by the path '{}' in {field} has no value: no state \
                  of its scope has assigned it before this state",

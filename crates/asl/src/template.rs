@@ -180,13 +180,16 @@ fn path_not_found(
         return unassigned;
     }
     let (what, document) = match path.variable() {
-        Some(name) => (format!("variable '{name}'"), vars.get(name)),
-        None => ("input".to_string(), path.root(input, context, vars)),
+        Some(name) => (
+            format!("variable '{name}'"),
+            vars.get(name).unwrap_or_default(),
+        ),
+        None if path.is_context() => ("input".to_string(), context.clone()),
+        None => ("input".to_string(), input.clone()),
     };
     StatesError::runtime(format!(
-        "the JSONPath {:?} specified for {place} could not be found in the {what} {}",
-        path.as_str(),
-        document.unwrap_or(&Value::Null)
+        "the JSONPath {:?} specified for {place} could not be found in the {what} {document}",
+        path.as_str()
     ))
 }
 

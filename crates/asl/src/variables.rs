@@ -5,7 +5,10 @@
 //! Parallel branch, one Map iteration). A block reads its own scope and, read-only, the scopes of
 //! the blocks around it; it never writes to them (the definition is refused at load otherwise).
 //! Scopes are shared copy-on-write (`Arc`), so passing them to inner blocks, checkpoints and
-//! states costs a pointer, and a block without variables allocates nothing.
+//! states costs a pointer, and a block without variables allocates nothing. Values are kept as
+//! their compact JSON text, like the payloads of checkpoints and history: an execution waiting
+//! in a state holds its variables at the cost of their length, and a state reading one parses
+//! it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use unicode_ident::{is_xid_continue, is_xid_start};
 
 use crate::error::{DATA_LIMIT_EXCEEDED, StatesError};
@@ -72,12 +76,25 @@ pub fn split_reference(rest: &str) -> Option<(&str, &str)> {
     Some(rest.split_at(end))
 }
 
-/// One stored variable and the size of its JSON, kept so that replacing it updates the
-/// execution's total without serializing the old value again.
-#[derive(Debug, Clone, PartialEq)]
-struct Stored {
-    value: Value,
-    bytes: usize,
+/// One stored variable: its compact JSON text, whose length is its size.
+#[derive(Debug, Clone)]
+struct Stored(Box<RawValue>);
+
+impl Stored {
+    fn bytes(&self) -> usize {
+        self.0.get().len()
+    }
+
+    fn value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+/// Texts are compact JSON written by serde_json, so equal values have equal texts.
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 /// The variables of one scope. `None` until something is assigned, so that blocks without
@@ -100,8 +117,15 @@ impl Scope {
         self.values.as_ref().is_none_or(|v| v.map.is_empty())
     }
 
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        Some(&self.values.as_ref()?.map.get(name)?.value)
+    /// The value of a variable of this scope, parsed from its text.
+    pub fn get(&self, name: &str) -> Option<Value> {
+        Some(self.values.as_ref()?.map.get(name)?.value())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.values
+            .as_ref()
+            .is_some_and(|v| v.map.contains_key(name))
     }
 
     /// Bytes of JSON of every value in this scope.
@@ -113,7 +137,7 @@ impl Scope {
         let replaced: usize = assigned
             .values
             .iter()
-            .filter_map(|a| self.values.as_ref()?.map.get(&a.name).map(|s| s.bytes))
+            .filter_map(|a| self.values.as_ref()?.map.get(&a.name).map(Stored::bytes))
             .sum();
         self.bytes() - replaced + assigned.bytes()
     }
@@ -125,11 +149,8 @@ impl Scope {
         let values = Arc::make_mut(self.values.get_or_insert_with(Arc::default));
         values.bytes = bytes;
         for a in assigned.values {
-            let stored = Stored {
-                value: a.value,
-                bytes: a.json.len(),
-            };
-            values.map.insert(a.name, stored);
+            let text = RawValue::from_string(a.json).expect("serde_json writes valid JSON");
+            values.map.insert(a.name, Stored(text));
         }
     }
 }
@@ -137,7 +158,7 @@ impl Scope {
 impl Serialize for Scope {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let values = self.values.as_deref().into_iter().flat_map(|v| &v.map);
-        serializer.collect_map(values.map(|(name, stored)| (name, &stored.value)))
+        serializer.collect_map(values.map(|(name, stored)| (name, &stored.0)))
     }
 }
 
@@ -180,10 +201,15 @@ impl Variables {
     }
 
     /// The value of a variable in this scope or an enclosing one.
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub fn get(&self, name: &str) -> Option<Value> {
         self.own
             .get(name)
             .or_else(|| self.outer.as_deref()?.get(name))
+    }
+
+    /// Whether a variable has a value in this scope or an enclosing one.
+    pub fn contains(&self, name: &str) -> bool {
+        self.own.contains(name) || self.outer.as_deref().is_some_and(|o| o.contains(name))
     }
 
     pub fn own(&self) -> &Scope {
@@ -394,8 +420,9 @@ mod tests {
         let mut inner = BlockVariables::open(Variables::new(Scope::default(), enclosing), &total);
         inner.assign(assigned(&[("inner", json!(1))])).unwrap();
 
-        assert_eq!(inner.get().get("outer"), Some(&json!("hello")));
-        assert_eq!(inner.get().get("inner"), Some(&json!(1)));
+        assert_eq!(inner.get().get("outer"), Some(json!("hello")));
+        assert_eq!(inner.get().get("inner"), Some(json!(1)));
+        assert!(inner.get().contains("outer") && !top.get().contains("inner"));
         assert_eq!(top.get().get("inner"), None);
         assert_eq!(total.load(Ordering::Relaxed), "\"hello\"".len() + 1);
         drop(inner);

@@ -828,6 +828,163 @@ fn an_execution_stopped_before_resume_stays_stopped() {
     life.end();
 }
 
+const CHILD: &str = r#"{
+  "StartAt": "Hold",
+  "States": {
+    "Hold": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::test:hold.waitForTaskToken",
+      "Parameters": {"n.$": "$.n"},
+      "End": true
+    }
+  }
+}"#;
+
+/// A `.sync:2` parent of [`CHILD`], then a counted task.
+fn sync_parent(timeout: &str) -> String {
+    format!(
+        r#"{{
+  "StartAt": "Nest",
+  "States": {{
+    "Nest": {{
+      "Type": "Task",
+      "Resource": "arn:aws:states:::states:startExecution.sync:2",
+      "Parameters": {{
+        "StateMachineArn": "arn:aws:states:local:000000000000:stateMachine:Child",
+        "Input": {{"n.$": "$.n"}}
+      }},
+      {timeout}
+      "ResultSelector": {{"child.$": "$.Output"}},
+      "Catch": [{{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "After"}}],
+      "Next": "After"
+    }},
+    "After": {{"Type": "Task", "Resource": "arn:aws:states:::test:count", "End": true}}
+  }}
+}}"#
+    )
+}
+
+/// Starts a `.sync` parent and returns once its child holds a token and both are committed.
+fn start_nested(life: &Life, tokens: &mpsc::Receiver<Held>, parent: &str) -> (String, Held) {
+    let engine = Arc::clone(&life.engine);
+    let arn = life.runtime.block_on(async {
+        engine
+            .create_state_machine("Child", CHILD, &HashMap::new())
+            .unwrap();
+        let sm = engine
+            .create_state_machine("Parent", parent, &HashMap::new())
+            .unwrap();
+        engine
+            .start_execution(&sm, Some("p"), json!({"n": 7}))
+            .await
+            .unwrap()
+    });
+    let held = recv_held(tokens, 1).remove(0);
+    let submitted = |d: &EventDetails| matches!(d, EventDetails::TaskSubmitted { .. });
+    life.runtime.block_on(async {
+        committed(&engine, &held.arn, submitted).await;
+        committed(&engine, &arn, submitted).await;
+    });
+    (arn, held)
+}
+
+const CHILD_MACHINE: &str = "arn:aws:states:local:000000000000:stateMachine:Child";
+
+#[test]
+fn a_parent_waiting_on_a_sync_child_waits_for_the_same_child_after_a_restart() {
+    let path = temp_db();
+    let counter = Arc::new(Counter::default());
+    let (holder, tokens) = Holder::new();
+
+    let life = Life::start(&path, &counter, &holder);
+    let (parent, held) = start_nested(&life, &tokens, &sync_parent(""));
+    life.end();
+
+    let life = Life::start(&path, &counter, &holder);
+    let engine = Arc::clone(&life.engine);
+    let child = engine.describe_execution(&held.arn).unwrap();
+    assert_eq!(
+        child.status,
+        ExecutionStatus::Running,
+        "a restart stops no child"
+    );
+    assert_eq!(life.resume(), 2, "the parent and its child resume");
+    engine
+        .send_task_success(&held.token, json!({"ok": 7}))
+        .unwrap();
+    let done = life
+        .runtime
+        .block_on(engine.wait_for_execution(&parent))
+        .unwrap();
+
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    assert_eq!(done.output, Some(json!({"child": {"ok": 7}})));
+    let children = engine.list_executions(CHILD_MACHINE);
+    assert_eq!(children.len(), 1, "no second child: {children:?}");
+    assert_eq!(children[0].execution_arn, held.arn);
+    assert_eq!(children[0].status, ExecutionStatus::Succeeded);
+    assert_eq!(holder.calls(), 1, "the child handed its token out once");
+    assert_eq!(counter.count("After"), 1);
+    let nested = |d: &EventDetails| match d {
+        EventDetails::TaskScheduled { resource, .. }
+        | EventDetails::TaskSubmitted { resource, .. } => {
+            resource.contains(":states:startExecution")
+        }
+        _ => false,
+    };
+    assert_eq!(
+        event_count(&engine, &parent, nested),
+        2,
+        "one TaskScheduled, one TaskSubmitted"
+    );
+    drop(engine);
+    life.end();
+}
+
+#[test]
+fn a_sync_task_timeout_counts_from_before_a_restart_and_stops_the_child() {
+    let path = temp_db();
+    let counter = Arc::new(Counter::default());
+    let (holder, tokens) = Holder::new();
+
+    let life = Life::start(&path, &counter, &holder);
+    let (parent, held) = start_nested(&life, &tokens, &sync_parent(r#""TimeoutSeconds": 1,"#));
+    life.end();
+
+    // Down for longer than the task's TimeoutSeconds.
+    std::thread::sleep(Duration::from_millis(1300));
+
+    let life = Life::start(&path, &counter, &holder);
+    let engine = Arc::clone(&life.engine);
+    let resumed_at = chrono::Utc::now();
+    assert_eq!(life.resume(), 2);
+    let (done, child) = life.runtime.block_on(async {
+        let done = engine.wait_for_execution(&parent).await.unwrap();
+        (done, engine.wait_for_execution(&held.arn).await.unwrap())
+    });
+
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    assert_eq!(done.output.unwrap()["error"]["Error"], "States.Timeout");
+    let late_by = done.stop_date.unwrap() - resumed_at;
+    assert!(
+        late_by.num_milliseconds() < 300,
+        "timed out {late_by} after resume"
+    );
+    assert_eq!(child.status, ExecutionStatus::Aborted);
+    let cause = format!(
+        "The Task state in AWS Step Functions execution [{parent}] which was managing this \
+         resource was aborted"
+    );
+    assert_eq!(child.cause, Some(cause));
+    let late = engine.send_task_success(&held.token, json!(1));
+    assert!(
+        matches!(late, Err(CallbackError::TaskTimedOut(_))),
+        "{late:?}"
+    );
+    drop(engine);
+    life.end();
+}
+
 #[test]
 fn a_file_that_is_not_a_store_is_refused_naming_it() {
     let path = temp_db();

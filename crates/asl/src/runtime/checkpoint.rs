@@ -44,6 +44,9 @@ pub(crate) struct Position {
     pub(crate) retry: RetryProgress,
     #[serde(default)]
     pub(crate) task: Option<TaskProgress>,
+    /// The execution a `states:startExecution` task started in this attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) child: Option<ChildProgress>,
     /// The block's own variables on state entry (absent when it has none, as in checkpoints
     /// written before variables existed).
     #[serde(default, skip_serializing_if = "Scope::is_empty")]
@@ -67,6 +70,19 @@ pub(crate) struct TaskProgress {
     /// When the attempt started: TimeoutSeconds and HeartbeatSeconds count from here.
     pub(crate) started: DateTime<Utc>,
     /// The handler returned, so the work was handed off and must not be handed off again.
+    pub(crate) submitted: bool,
+}
+
+/// The execution a `states:startExecution` attempt starts, committed before it starts, so that a
+/// resumed attempt finds the same execution instead of starting a second one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ChildProgress {
+    pub(crate) execution_arn: String,
+    /// When the attempt started: TimeoutSeconds counts from here.
+    pub(crate) started: DateTime<Utc>,
+    /// `TaskSubmitted` was recorded.
+    #[serde(default)]
     pub(crate) submitted: bool,
 }
 
@@ -110,6 +126,7 @@ impl Cursor {
         let mut position = self.lock();
         position.retry = retry;
         position.task = None;
+        position.child = None;
     }
 
     /// Takes the resumed task progress, so that only the first attempt after a restart uses it.
@@ -123,6 +140,25 @@ impl Cursor {
 
     pub(crate) fn set_task(&self, task: Option<TaskProgress>) {
         self.lock().task = task;
+    }
+
+    /// The resumed attempt's started execution, while no retry has replaced that attempt.
+    pub(crate) fn resumed_child(&self) -> Option<ChildProgress> {
+        if self.resumed {
+            self.lock().child.clone()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn set_child(&self, child: Option<ChildProgress>) {
+        self.lock().child = child;
+    }
+
+    pub(crate) fn mark_child_submitted(&self) {
+        if let Some(child) = &mut self.lock().child {
+            child.submitted = true;
+        }
     }
 
     pub(crate) fn mark_submitted(&self) {
@@ -269,6 +305,13 @@ mod tests {
                     .to_utc(),
                 submitted: true,
             }),
+            child: Some(ChildProgress {
+                execution_arn: "arn:aws:states:local:000000000000:execution:Child:c1".into(),
+                started: DateTime::parse_from_rfc3339("2024-05-01T10:00:02Z")
+                    .unwrap()
+                    .to_utc(),
+                submitted: false,
+            }),
             variables: serde_json::from_value(json!({"count": 2, "order": {"id": "o-1"}})).unwrap(),
         };
         let checkpoint = Checkpoint::State(position);
@@ -282,6 +325,14 @@ mod tests {
             "{text}"
         );
         let done: Checkpoint = serde_json::from_str(r#"{"at":"done","output":[1]}"#).unwrap();
+        let old = r#"{"at":"state","state":"W","input":{},"entered":"2024-05-01T10:00:00Z"}"#;
+        let Checkpoint::State(old) = serde_json::from_str(old).unwrap() else {
+            panic!("a state checkpoint");
+        };
+        assert_eq!(
+            old.child, None,
+            "checkpoints written before nested tasks still load"
+        );
         assert_eq!(done, Checkpoint::Done { output: json!([1]) });
     }
 
@@ -295,6 +346,7 @@ mod tests {
                 .to_utc(),
             retry: RetryProgress::default(),
             task: None,
+            child: None,
             variables: Scope::default(),
         };
         let text = serde_json::to_string(&Checkpoint::State(position)).unwrap();

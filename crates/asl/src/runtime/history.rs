@@ -1,6 +1,10 @@
 //! Execution history, shaped after `GetExecutionHistory`: numbered, timestamped events with the
 //! inputs, outputs and errors of each step. Events are plain serde data so that a durable store
 //! can append them as they happen and replay them later.
+//!
+//! A history holds at most [`MAX_HISTORY_EVENTS`] events, the Step Functions Standard quota: an
+//! execution that would record more fails with `States.Runtime`, and that failure is its last
+//! event.
 
 use std::collections::BTreeMap;
 
@@ -69,6 +73,19 @@ impl PartialEq<Value> for Payload {
     fn eq(&self, other: &Value) -> bool {
         self.to_value() == *other
     }
+}
+
+use crate::error::StatesError;
+
+/// Most events one execution's history holds ("Maximum execution history size" in the Step
+/// Functions quotas). The last one is always the execution's end.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
+
+/// The failure of an execution whose history is full, worded as AWS reports it.
+pub(crate) fn limit_error() -> StatesError {
+    StatesError::runtime(format!(
+        "The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
+    ))
 }
 
 /// One event of an execution's history.
@@ -227,6 +244,17 @@ pub struct AssignedVariablesDetails {
 }
 
 impl EventDetails {
+    /// Whether this event ends the execution (the only kind a full history still takes).
+    pub fn ends_execution(&self) -> bool {
+        matches!(
+            self,
+            EventDetails::ExecutionSucceeded { .. }
+                | EventDetails::ExecutionFailed { .. }
+                | EventDetails::ExecutionTimedOut { .. }
+                | EventDetails::ExecutionAborted { .. }
+        )
+    }
+
     pub fn event_type(&self) -> String {
         match self {
             EventDetails::StateEntered { state_type, .. } => format!("{state_type}StateEntered"),
@@ -303,6 +331,28 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<HistoryEvent>(json).unwrap(),
             assigning
+        );
+    }
+
+    #[test]
+    fn only_execution_outcomes_end_an_execution() {
+        let failed = EventDetails::ExecutionFailed {
+            error: "E".into(),
+            cause: "c".into(),
+        };
+        assert!(failed.ends_execution());
+        let exited = EventDetails::StateExited {
+            state_type: "Pass".into(),
+            name: "P".into(),
+            output: Payload::new(&json!(null)),
+            assigned: None,
+        };
+        assert!(!exited.ends_execution());
+        let limit = limit_error();
+        assert_eq!(limit.error, "States.Runtime");
+        assert_eq!(
+            limit.cause,
+            "The execution reached the maximum number of history events (25000)."
         );
     }
 

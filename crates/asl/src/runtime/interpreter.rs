@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info, info_span, trace};
 
 use super::checkpoint::{Checkpoint, Cursor, Position, RetryProgress, inner_block, inner_prefix};
 use super::clock::format_time;
-use super::history::{AssignedVariables, AssignedVariablesDetails, EventDetails, Payload};
+use super::history::{self, AssignedVariables, AssignedVariablesDetails, EventDetails, Payload};
 use super::store::Op;
 use super::{
     ExecutionEvent, ExecutionHandle, ExecutionStatus, Inner, MAX_PAYLOAD_BYTES, MachineRecord,
@@ -144,23 +144,16 @@ impl Execution {
             cause: optional(cause),
             details,
         };
-        if let Some(arn) = finish(inner, handle, ending) {
-            if let Some(store) = &inner.store
-                && let Err(e) = store.commit_blocking(Op::Sync)
-            {
-                tracing::error!(execution = %arn, error = %e, "execution stop not saved");
-            }
-            notify(inner, handle, &arn, ExecutionStatus::Aborted);
-            inner.tokens.close_execution(&arn);
-            if let Some(task) = handle
-                .abort
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
-                task.abort();
-            }
-        }
+        end_now(inner, handle, ending);
+    }
+
+    /// Fails the execution because its history is full, as AWS does: the failure is its last
+    /// event and nothing of it runs afterwards. Returns the error to unwind with.
+    pub(crate) fn history_full(&self) -> StatesError {
+        let error = history::limit_error();
+        let ending = self.conclude(Outcome::Failed(error.clone()));
+        end_now(&self.inner, &self.handle, ending);
+        error
     }
 
     async fn run(self: Arc<Self>) {
@@ -260,9 +253,15 @@ impl Execution {
         self.inner.clock.now()
     }
 
-    pub(crate) fn event(&self, details: EventDetails) {
-        self.handle
+    /// Records an event; `false` if the history is full, in which case the execution has ended.
+    pub(crate) fn event(&self, details: EventDetails) -> bool {
+        let recorded = self
+            .handle
             .record(self.inner.store.as_ref(), self.now(), details);
+        if !recorded {
+            self.history_full();
+        }
+        recorded
     }
 
     fn role_arn(&self) -> String {
@@ -376,7 +375,7 @@ impl Execution {
             None => {
                 debug!(state = %name, state_type = %state_type, "state entered");
                 let entered_id = self.handle.lock().history.len() + 1;
-                let cursor = Box::pin(self.enter(name, state, &input, entry)).await;
+                let cursor = Box::pin(self.enter(name, state, &input, entry)).await?;
                 (cursor, entered_id)
             }
         };
@@ -429,7 +428,13 @@ impl Execution {
     /// the world or on time (Task, Wait, Parallel, Map) start only once that is committed; the
     /// pure ones (Pass, Choice, Succeed, Fail) go on at once, since running one of them again
     /// after a crash changes nothing.
-    async fn enter(&self, name: &str, state: &State, input: &Value, entry: Entry<'_>) -> Cursor {
+    async fn enter(
+        &self,
+        name: &str,
+        state: &State,
+        input: &Value,
+        entry: Entry<'_>,
+    ) -> Result<Cursor, StatesError> {
         let now = self.now();
         let payload = Payload::new(input);
         let position = Position {
@@ -438,6 +443,7 @@ impl Execution {
             entered: now,
             retry: RetryProgress::default(),
             task: None,
+            child: None,
             variables: entry.variables,
         };
         let cursor = Cursor::new(entry.block, position, false);
@@ -447,8 +453,12 @@ impl Execution {
             name: name.to_string(),
             input: payload,
         };
-        self.handle
-            .record_with(self.inner.store.as_ref(), now, details, op);
+        if !self
+            .handle
+            .record_with(self.inner.store.as_ref(), now, details, op)
+        {
+            return Err(self.history_full());
+        }
         let pure = matches!(
             state,
             State::Pass(_) | State::Choice(_) | State::Succeed(_) | State::Fail(_)
@@ -456,7 +466,7 @@ impl Execution {
         if !pure {
             self.commit(Op::Sync).await;
         }
-        cursor
+        Ok(cursor)
     }
 
     /// The id of the latest `StateEntered` event of a resumed state, as error causes quote it.
@@ -808,7 +818,7 @@ impl Execution {
                 error: e.error.clone(),
                 cause: e.cause.clone(),
             }),
-        }
+        };
         result
     }
 
@@ -930,6 +940,30 @@ struct Ending {
     error: Option<String>,
     cause: Option<String>,
     details: EventDetails,
+}
+
+/// Ends an execution from outside its own run (a stop, a full history): records and commits the
+/// end, tells waiters, closes its tokens and cancels what it still runs.
+fn end_now(inner: &Inner, handle: &ExecutionHandle, ending: Ending) {
+    let status = ending.status;
+    let Some(arn) = finish(inner, handle, ending) else {
+        return;
+    };
+    if let Some(store) = &inner.store
+        && let Err(e) = store.commit_blocking(Op::Sync)
+    {
+        tracing::error!(execution = %arn, error = %e, "execution end not saved");
+    }
+    notify(inner, handle, &arn, status);
+    inner.tokens.close_execution(&arn);
+    if let Some(task) = handle
+        .abort
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        task.abort();
+    }
 }
 
 /// Records the end of an execution unless it already ended, and queues it for the store;

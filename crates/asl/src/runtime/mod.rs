@@ -10,6 +10,7 @@ mod clock;
 mod durable;
 mod history;
 mod interpreter;
+mod nested;
 mod retry;
 mod store;
 mod task;
@@ -27,7 +28,8 @@ use tokio::sync::{Notify, broadcast};
 use tracing::info;
 
 pub use history::{
-    AssignedVariables, AssignedVariablesDetails, EventDetails, HistoryEvent, Payload,
+    AssignedVariables, AssignedVariablesDetails, EventDetails, HistoryEvent, MAX_HISTORY_EVENTS,
+    Payload,
 };
 pub use store::StoreError;
 
@@ -294,13 +296,14 @@ impl ExecutionHandle {
     }
 
     /// Appends an event to the history, and queues it for the store of a durable engine.
+    /// `false` if the history is full ([`MAX_HISTORY_EVENTS`]): the event was not recorded.
     pub(crate) fn record(
         &self,
         store: Option<&Store>,
         timestamp: DateTime<Utc>,
         details: EventDetails,
-    ) {
-        self.record_with(store, timestamp, details, None);
+    ) -> bool {
+        self.record_with(store, timestamp, details, None)
     }
 
     /// Like [`ExecutionHandle::record`], queueing `then` right after the event: whoever sees
@@ -311,9 +314,13 @@ impl ExecutionHandle {
         timestamp: DateTime<Utc>,
         details: EventDetails,
         then: Option<Op>,
-    ) {
+    ) -> bool {
         let mut record = self.lock();
         let id = record.history.len() as u64 + 1;
+        // The last slot is kept for the execution's end, so a full history still records it.
+        if id >= MAX_HISTORY_EVENTS && !details.ends_execution() {
+            return false;
+        }
         let event = HistoryEvent {
             id,
             previous_event_id: id - 1,
@@ -337,6 +344,7 @@ impl ExecutionHandle {
             record.history.reserve_exact(1);
         }
         record.history.push(event);
+        true
     }
 }
 
@@ -375,6 +383,14 @@ impl Inner {
 
     pub(crate) fn handler(&self, base_resource: &str) -> Option<Arc<dyn TaskHandler>> {
         read(&self.handlers).get(base_resource).cloned()
+    }
+
+    /// The ARN of execution `name` of the state machine named `machine`.
+    pub(crate) fn execution_arn(&self, machine: &str, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:execution:{machine}:{name}",
+            self.config.region, self.config.account
+        )
     }
 }
 
@@ -418,7 +434,8 @@ impl Engine {
 
     /// Registers the handler for a resource ARN without integration-pattern suffix, e.g.
     /// `arn:aws:states:::lambda:invoke`. A later registration for the same resource replaces
-    /// the earlier one.
+    /// the earlier one. `arn:aws:states:::states:startExecution` is built in (it starts
+    /// executions of this engine's state machines) and a handler registered for it is not used.
     pub fn register(&self, resource_prefix: &str, handler: Arc<dyn TaskHandler>) {
         write(&self.inner.handlers).insert(resource_prefix.to_string(), handler);
     }
@@ -438,8 +455,10 @@ impl Engine {
         let mut value: Value =
             serde_json::from_str(definition_json).map_err(|e| LoadError::Json(e.to_string()))?;
         definition::substitute(&mut value, substitutions).map_err(LoadError::Invalid)?;
-        let known = |resource: &str| self.inner.handler(resource).is_some();
-        let machine = definition::parse_definition(&value, &known).map_err(LoadError::Invalid)?;
+        let known =
+            |resource: &str| nested::is_builtin(resource) || self.inner.handler(resource).is_some();
+        let parsed = definition::parse_definition(&value, &known);
+        let machine = nested::check_parameters(&value, parsed).map_err(LoadError::Invalid)?;
         let arn = format!(
             "arn:aws:states:{}:{}:stateMachine:{name}",
             self.inner.config.region, self.inner.config.account
@@ -479,10 +498,7 @@ impl Engine {
                 "input has {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
             )));
         }
-        let arn = format!(
-            "arn:aws:states:{}:{}:execution:{}:{name}",
-            self.inner.config.region, self.inner.config.account, machine.name
-        );
+        let arn = self.inner.execution_arn(&machine.name, &name);
         let handle = {
             let mut executions = lock(&self.inner.executions);
             if let Some(existing) = executions.get(&arn) {

@@ -17,8 +17,9 @@ use tokio::time::Instant;
 use tracing::{debug, trace};
 
 use super::checkpoint::{Cursor, TaskProgress};
-use super::history::{EventDetails, Payload};
+use super::history::{self, EventDetails, Payload};
 use super::interpreter::{Completed, Execution, Exit, Handled, finish_result, seconds_at};
+use super::nested;
 use super::store::Op;
 use super::tokens::{Callback, Inbox, TokenGuard};
 use super::{TaskCall, TaskFailure, TaskHandler};
@@ -35,21 +36,21 @@ struct Prepared {
 }
 
 /// Timer settings of one attempt, unscaled seconds.
-struct Timers {
-    timeout: Option<u64>,
+pub(crate) struct Timers {
+    pub(crate) timeout: Option<u64>,
     heartbeat: Option<u64>,
 }
 
 /// The token of one `.waitForTaskToken` attempt and what is known about it.
-struct TokenSession {
+pub(crate) struct TokenSession {
     guard: TokenGuard,
     callbacks: Inbox,
     started: DateTime<Utc>,
     /// The last heartbeat, or the start.
     last_beat: DateTime<Utc>,
     /// Restored from a checkpoint rather than issued by this attempt.
-    resumed: bool,
-    submitted: bool,
+    pub(crate) resumed: bool,
+    pub(crate) submitted: bool,
 }
 
 impl Execution {
@@ -84,21 +85,42 @@ impl Execution {
             timers,
             mut token,
         } = Box::pin(self.prepare(name, task, cursor, vars, retry_count)).await?;
-        let handler = self.handler(task)?;
-        let call = self.call(name, task, parameters, token.as_ref());
-        let result = match &mut token {
-            None => Box::pin(self.request(handler, call, &timers)).await,
-            Some(session) => {
-                let handoff = (!session.submitted)
-                    .then(|| tokio::spawn(async move { handler.invoke(call).await }));
-                self.await_callback(task, session, handoff, &timers, cursor)
-                    .await
-            }
+        let result = if nested::is_builtin(&task.base_resource) {
+            let nested =
+                self.start_execution_task(task, parameters, token.as_mut(), &timers, cursor);
+            Box::pin(nested).await
+        } else {
+            self.invoke(name, task, parameters, token.as_mut(), &timers, cursor)
+                .await
         };
         self.record_result(task, &result);
         let context = self.task_context(name, cursor, retry_count, token.as_ref());
         let input = cursor.input();
         finish_result(&task.handling, &task.io, &input, result?, &context, vars)
+    }
+
+    /// Calls the task's handler: for a request-response or `.sync` task its answer is the
+    /// result; for `.waitForTaskToken` it hands the work off and the callback is the result.
+    async fn invoke(
+        &self,
+        name: &str,
+        task: &TaskState,
+        parameters: Value,
+        token: Option<&mut TokenSession>,
+        timers: &Timers,
+        cursor: &Cursor,
+    ) -> Result<Value, StatesError> {
+        let handler = self.handler(task)?;
+        let call = self.call(name, task, parameters, token.as_deref())?;
+        match token {
+            None => Box::pin(self.request(handler, call, timers)).await,
+            Some(session) => {
+                let handoff = (!session.submitted)
+                    .then(|| tokio::spawn(async move { handler.invoke(call).await }));
+                self.await_callback(task, session, handoff, timers, cursor)
+                    .await
+            }
+        }
     }
 
     /// InputPath, the timers, the token and Parameters of one attempt, and its `TaskScheduled`.
@@ -127,7 +149,9 @@ impl Execution {
             vars,
             "Parameters",
         )?;
-        if !token.as_ref().is_some_and(|t| t.resumed) {
+        // A resumed attempt that already handed its work off was scheduled before the restart.
+        let resumed = token.as_ref().is_some_and(|t| t.resumed) || cursor.resumed_child().is_some();
+        if !resumed {
             self.event(EventDetails::TaskScheduled {
                 resource: task.resource.clone(),
                 parameters: Payload::new(&parameters),
@@ -239,7 +263,7 @@ impl Execution {
         task: &TaskState,
         parameters: Value,
         token: Option<&TokenSession>,
-    ) -> TaskCall {
+    ) -> Result<TaskCall, StatesError> {
         let call = TaskCall {
             resource: task.resource.clone(),
             pattern: task.pattern,
@@ -249,12 +273,14 @@ impl Execution {
             state_name: name.to_string(),
         };
         trace!(state = %name, parameters = %call.parameters, "invoking task handler");
-        if !token.is_some_and(|t| t.resumed) {
-            self.event(EventDetails::TaskStarted {
-                resource: task.resource.clone(),
-            });
+        let started = EventDetails::TaskStarted {
+            resource: task.resource.clone(),
+        };
+        // A full history has ended the execution: its task must not run any more.
+        if !token.is_some_and(|t| t.resumed) && !self.event(started) {
+            return Err(history::limit_error());
         }
-        call
+        Ok(call)
     }
 
     /// A request-response or `.sync` call: the handler's answer is the result.
@@ -277,15 +303,19 @@ impl Execution {
 
     /// Records that the handler handed the work off, with the checkpoint that says so: a
     /// resumed task does not hand it off again.
-    fn submitted(&self, task: &TaskState, output: Value, cursor: &Cursor) {
+    pub(crate) fn submitted(&self, task: &TaskState, output: Value, cursor: &Cursor) {
         cursor.mark_submitted();
         let details = EventDetails::TaskSubmitted {
             resource: task.resource.clone(),
             output: Payload::new(&output),
         };
         let op = self.position_op(cursor, None);
-        self.handle
-            .record_with(self.inner.store.as_ref(), self.now(), details, op);
+        if !self
+            .handle
+            .record_with(self.inner.store.as_ref(), self.now(), details, op)
+        {
+            self.history_full();
+        }
     }
 
     /// The tokio instant `seconds` (scaled) after a wall-clock time.
@@ -296,7 +326,7 @@ impl Execution {
 
     /// Waits for the callback of a `.waitForTaskToken` task, watching the handler's handoff,
     /// the task timeout and the heartbeat timer.
-    async fn await_callback(
+    pub(crate) async fn await_callback(
         &self,
         task: &TaskState,
         session: &mut TokenSession,
@@ -382,7 +412,7 @@ fn failure(f: TaskFailure) -> StatesError {
     StatesError::new(f.error, f.cause)
 }
 
-fn timed_out(timers: &Timers) -> StatesError {
+pub(crate) fn timed_out(timers: &Timers) -> StatesError {
     let seconds = timers.timeout.unwrap_or_default();
     StatesError::new(
         TIMEOUT,

@@ -2,7 +2,8 @@
 //!
 //! Semantics follow AWS Step Functions: a comparison whose operands have the wrong types is
 //! false, not an error; a `Variable` (or `...Path` operand) that names nothing fails the state
-//! with `States.Runtime`, except under `IsPresent`.
+//! with `States.Runtime`, except under `IsPresent`. Both may read workflow variables
+//! (`"Variable": "$count"`); a variable without a value fails the state under every operator.
 
 use std::cmp::Ordering;
 
@@ -12,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::error::StatesError;
 use crate::path::Path;
 use crate::template::child;
+use crate::variables::Variables;
 
 /// A boolean expression of a Choice state.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,6 +168,12 @@ pub fn parse_rule(
         return None;
     };
     let next = rule_next(map, pointer, top_level, &mut err);
+    if !top_level && map.contains_key("Assign") {
+        err(
+            child(pointer, "Assign"),
+            "\"Assign\" is only allowed in top-level choice rules".into(),
+        );
+    }
     let condition = parse_condition(map, pointer, errors)?;
     Some((condition, next))
 }
@@ -211,7 +219,7 @@ fn parse_condition(
             message: m,
         })
     };
-    let allowed = |k: &str| k == "Next" || k == "Comment" || k == "Variable";
+    let allowed = |k: &str| matches!(k, "Next" | "Comment" | "Variable" | "Assign");
     let keys: Vec<&String> = map.keys().filter(|k| !allowed(k)).collect();
     let (key, operand) = match keys.as_slice() {
         [key] => (key.as_str(), &map[key.as_str()]),
@@ -393,16 +401,18 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(s).ok()
 }
 
-/// Evaluates a condition against a state's input.
+/// Evaluates a condition against a state's effective input, the context object and the
+/// variables.
 pub fn evaluate(
     condition: &Condition,
     input: &Value,
     context: &Value,
+    vars: &Variables,
 ) -> Result<bool, StatesError> {
     match condition {
         Condition::And(list) => {
             for c in list {
-                if !evaluate(c, input, context)? {
+                if !evaluate(c, input, context, vars)? {
                     return Ok(false);
                 }
             }
@@ -410,18 +420,18 @@ pub fn evaluate(
         }
         Condition::Or(list) => {
             for c in list {
-                if evaluate(c, input, context)? {
+                if evaluate(c, input, context, vars)? {
                     return Ok(true);
                 }
             }
             Ok(false)
         }
-        Condition::Not(inner) => Ok(!evaluate(inner, input, context)?),
+        Condition::Not(inner) => Ok(!evaluate(inner, input, context, vars)?),
         Condition::Compare {
             variable,
             operator,
             operand,
-        } => compare(variable, *operator, operand, input, context),
+        } => compare(variable, *operator, operand, input, context, vars),
     }
 }
 
@@ -431,15 +441,24 @@ fn compare(
     operand: &Operand,
     input: &Value,
     context: &Value,
+    vars: &Variables,
 ) -> Result<bool, StatesError> {
-    let value = variable.select(input, context);
+    let value = variable.select(input, context, vars);
+    if value.is_none()
+        && let Some(unassigned) = variable.unassigned(vars, "a choice rule")
+    {
+        return Err(unassigned);
+    }
     if operator == Operator::IsPresent {
         return Ok(value.is_some() == (operand_literal(operand) == &Value::Bool(true)));
     }
     let value = value.ok_or_else(|| invalid_path(variable))?;
     let expected = match operand {
         Operand::Literal(v) => v.clone(),
-        Operand::Path(p) => p.select(input, context).ok_or_else(|| invalid_path(p))?,
+        Operand::Path(p) => p.select(input, context, vars).ok_or_else(|| {
+            p.unassigned(vars, "a choice rule")
+                .unwrap_or_else(|| invalid_path(p))
+        })?,
     };
     Ok(apply(operator, &value, &expected))
 }
@@ -586,7 +605,7 @@ mod tests {
     }
 
     fn check(value: Value, input: Value) -> bool {
-        evaluate(&rule(value), &input, &json!({})).unwrap()
+        evaluate(&rule(value), &input, &json!({}), Variables::none()).unwrap()
     }
 
     #[test]
@@ -743,12 +762,64 @@ mod tests {
             &rule(json!({"Variable": "$.missing", "StringEquals": "x"})),
             &json!({}),
             &json!({}),
+            Variables::none(),
         )
         .unwrap_err();
         assert_eq!(err.error, RUNTIME);
         assert_eq!(
             err.cause,
             "Invalid path '$.missing': The choice state's condition path references an invalid value."
+        );
+    }
+
+    #[test]
+    fn variables_are_compared_as_the_variable_and_as_the_operand() {
+        let mut assigned = crate::variables::Assigned::default();
+        assigned.push("count", json!(3)).unwrap();
+        assigned.push("limit", json!({"max": 5})).unwrap();
+        let total = std::sync::atomic::AtomicUsize::new(0);
+        let mut block = crate::variables::BlockVariables::open(Variables::default(), &total);
+        block.assign(assigned).unwrap();
+        let vars = block.get();
+        let check = |value: Value| evaluate(&rule(value), &json!({"n": 5}), &json!({}), vars);
+        assert_eq!(
+            check(json!({"Variable": "$count", "NumericLessThanPath": "$limit.max"})),
+            Ok(true)
+        );
+        assert_eq!(
+            check(json!({"Variable": "$.n", "NumericEqualsPath": "$limit.max"})),
+            Ok(true)
+        );
+        assert_eq!(
+            check(json!({"Variable": "$limit.min", "IsPresent": true})),
+            Ok(false)
+        );
+        let err = check(json!({"Variable": "$.n", "NumericEqualsPath": "$nothing"})).unwrap_err();
+        assert_eq!(err.error, RUNTIME);
+        assert!(
+            err.cause.starts_with("the variable 'nothing'"),
+            "{}",
+            err.cause
+        );
+    }
+
+    #[test]
+    fn assign_is_allowed_on_top_level_rules_only() {
+        let mut errors = Vec::new();
+        let value = json!({"Variable": "$.a", "IsNull": true, "Assign": {"x": 1}, "Next": "N"});
+        assert!(parse_rule(&value, "/r", true, &mut errors).is_some());
+        assert!(errors.is_empty(), "{errors:?}");
+        let nested = json!({
+            "Not": {"Variable": "$.a", "IsNull": true, "Assign": {"x": 1}},
+            "Next": "N"
+        });
+        parse_rule(&nested, "/r", true, &mut errors);
+        assert_eq!(
+            errors,
+            [RuleError {
+                pointer: "/r/Not/Assign".into(),
+                message: "\"Assign\" is only allowed in top-level choice rules".into()
+            }]
         );
     }
 

@@ -1,22 +1,31 @@
 //! Input and output processing, in the order AWS applies it:
 //! `InputPath` → `Parameters` → (the state's work) → `ResultSelector` → `ResultPath` →
-//! `OutputPath`. Each step is a pure function so the runtime only sequences them.
+//! `OutputPath`. Each step is a pure function so the runtime only sequences them. Every path but
+//! `ResultPath` may read workflow variables, always with their values from state entry.
 
 use serde_json::{Map, Value};
 
 use crate::definition::{DataPath, ResultPath};
 use crate::error::{RESULT_PATH_MATCH_FAILURE, StatesError};
 use crate::template::Template;
+use crate::variables::Variables;
 
 /// `InputPath` (or `OutputPath`): selects part of `value`; `null` yields `{}`.
-pub fn select(path: &DataPath, value: &Value, field: &str) -> Result<Value, StatesError> {
+pub fn select(
+    path: &DataPath,
+    value: &Value,
+    vars: &Variables,
+    field: &str,
+) -> Result<Value, StatesError> {
     match path {
         DataPath::Discard => Ok(Value::Object(Map::new())),
-        DataPath::Path(p) => p.select(value, &Value::Null).ok_or_else(|| {
-            StatesError::runtime(format!(
-                "Invalid path '{}' : No results for path in {field}: the input was {value}",
-                p.as_str()
-            ))
+        DataPath::Path(p) => p.select(value, &Value::Null, vars).ok_or_else(|| {
+            p.unassigned(vars, field).unwrap_or_else(|| {
+                StatesError::runtime(format!(
+                    "Invalid path '{}' : No results for path in {field}: the input was {value}",
+                    p.as_str()
+                ))
+            })
         }),
     }
 }
@@ -27,10 +36,11 @@ pub fn apply_template(
     template: Option<&Template>,
     value: Value,
     context: &Value,
+    vars: &Variables,
     field: &str,
 ) -> Result<Value, StatesError> {
     match template {
-        Some(t) => t.evaluate(&value, context, field),
+        Some(t) => t.evaluate(&value, context, vars, field),
         None => Ok(value),
     }
 }
@@ -67,7 +77,6 @@ mod tests {
     use super::*;
     use crate::error::RUNTIME;
     use crate::path::{Path, ReferencePath};
-
     fn data(p: &str) -> DataPath {
         DataPath::Path(Path::parse(p).unwrap())
     }
@@ -79,7 +88,13 @@ mod tests {
     #[test]
     fn input_path_null_gives_empty_object() {
         assert_eq!(
-            select(&DataPath::Discard, &json!({"a": 1}), "InputPath").unwrap(),
+            select(
+                &DataPath::Discard,
+                &json!({"a": 1}),
+                Variables::none(),
+                "InputPath"
+            )
+            .unwrap(),
             json!({})
         );
     }
@@ -88,14 +103,20 @@ mod tests {
     fn input_path_selects_a_subtree() {
         let input = json!({"a": {"b": 1}});
         assert_eq!(
-            select(&data("$.a"), &input, "InputPath").unwrap(),
+            select(&data("$.a"), &input, Variables::none(), "InputPath").unwrap(),
             json!({"b": 1})
         );
     }
 
     #[test]
     fn missing_input_path_is_a_runtime_error() {
-        let err = select(&data("$.zz"), &json!({"a": 1}), "InputPath").unwrap_err();
+        let err = select(
+            &data("$.zz"),
+            &json!({"a": 1}),
+            Variables::none(),
+            "InputPath",
+        )
+        .unwrap_err();
         assert_eq!(err.error, RUNTIME);
         assert_eq!(
             err.cause,

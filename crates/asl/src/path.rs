@@ -1,15 +1,19 @@
 //! JSONPath as ASL uses it: Reference Paths (one node, readable and writable) and Paths
-//! (any JSONPath query, read-only).
+//! (any JSONPath query, read-only) on the state's data, the context object or a variable.
 //!
 //! AWS evaluates paths with Jayway JsonPath. A definite path (only names and indexes) selects
 //! one node and fails when that node is missing; any other query returns the array of the
 //! nodes it matched. Queries are evaluated by `serde_json_path` (RFC 9535); dot-notation names
 //! that RFC 9535 does not allow (`$.detail-type`) are rewritten to bracket notation first so that
-//! such paths work as they do on AWS. Paths beginning with `$$` address the context object.
+//! such paths work as they do on AWS. Paths beginning with `$$` address the context object, and
+//! paths beginning with `$` and a variable name (`$order.items[0]`) address that variable.
 
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
 use thiserror::Error;
+
+use crate::error::StatesError;
+use crate::variables::{self, Variables};
 
 /// A path that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -45,6 +49,18 @@ pub struct ReferencePath {
 impl ReferencePath {
     /// Parses a reference path; queries (wildcards, filters, slices, `..`) are refused.
     pub fn parse(source: &str) -> Result<Self, PathError> {
+        if let Some((name, _)) = source
+            .strip_prefix('$')
+            .and_then(variables::split_reference)
+        {
+            return Err(PathError::new(
+                source,
+                format!(
+                    "a reference path cannot address the variable ${name}; variables are \
+                     assigned with \"Assign\""
+                ),
+            ));
+        }
         match parse_reference(source)? {
             Some(segments) => Ok(Self {
                 source: source.to_string(),
@@ -141,13 +157,25 @@ pub fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// A read-only path: a reference path or a JSONPath query, on the state's data or on the
-/// context object (`$$`).
+/// A read-only path: a reference path or a JSONPath query, on the state's data, on the
+/// context object (`$$`) or on a variable (`$name`).
 #[derive(Debug, Clone)]
 pub struct Path {
     source: String,
-    context: bool,
+    root: Root,
     kind: PathKind,
+}
+
+/// The document a path reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    Input,
+    Context,
+    /// A variable, whose name is the source's `name_len` bytes after the `$` (names have at
+    /// most 80 characters, so this keeps every Path, and the states holding them, small).
+    Variable {
+        name_len: u16,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -164,21 +192,17 @@ impl PartialEq for Path {
 
 impl Path {
     pub fn parse(source: &str) -> Result<Self, PathError> {
-        let (context, data_path) = match source.strip_prefix('$') {
-            Some(rest) if rest.starts_with('$') => (true, rest),
-            Some(_) => (false, source),
-            None => return Err(PathError::new(source, "a path must begin with '$'")),
-        };
-        let kind = match parse_reference(data_path)? {
+        let (root, data_path) = split_root(source)?;
+        let kind = match parse_reference(&data_path)? {
             Some(segments) => PathKind::Reference(ReferencePath {
-                source: data_path.to_string(),
+                source: data_path,
                 segments,
             }),
-            None => PathKind::Query(Box::new(parse_query(source, data_path)?)),
+            None => PathKind::Query(Box::new(parse_query(source, &data_path)?)),
         };
         Ok(Self {
             source: source.to_string(),
-            context,
+            root,
             kind,
         })
     }
@@ -188,21 +212,42 @@ impl Path {
     }
 
     pub fn is_context(&self) -> bool {
-        self.context
+        self.root == Root::Context
+    }
+
+    /// The variable this path reads, for `$name...` paths.
+    pub fn variable(&self) -> Option<&str> {
+        match self.root {
+            Root::Variable { name_len } => self.source.get(1..1 + usize::from(name_len)),
+            _ => None,
+        }
     }
 
     /// The reference path, when this path is definite and addresses the state's data.
     pub fn as_reference(&self) -> Option<&ReferencePath> {
         match &self.kind {
-            PathKind::Reference(r) if !self.context => Some(r),
+            PathKind::Reference(r) if self.root == Root::Input => Some(r),
             _ => None,
         }
     }
 
-    /// Selects from `input` (or `context` for `$$` paths). `None` means a definite path
-    /// named a node that does not exist; a query always yields an array (maybe empty).
-    pub fn select(&self, input: &Value, context: &Value) -> Option<Value> {
-        let root = if self.context { context } else { input };
+    /// Selects from the path's root. `None` means a definite path named a node that does not
+    /// exist, or the variable has no value; a query always yields an array (maybe empty).
+    pub fn select(&self, input: &Value, context: &Value, vars: &Variables) -> Option<Value> {
+        match self.root {
+            Root::Input => self.select_in(input),
+            Root::Context => self.select_in(context),
+            Root::Variable { .. } => {
+                let value = vars.get(self.variable()?)?;
+                match &self.kind {
+                    PathKind::Reference(r) if r.is_root() => Some(value),
+                    _ => self.select_in(&value),
+                }
+            }
+        }
+    }
+
+    fn select_in(&self, root: &Value) -> Option<Value> {
         match &self.kind {
             PathKind::Reference(r) => r.get(root).cloned(),
             PathKind::Query(q) => Some(Value::Array(
@@ -210,6 +255,37 @@ impl Path {
             )),
         }
     }
+
+    /// The error for a path that selected nothing because it reads a variable without a value
+    /// (`States.Runtime`); `None` when that is not why. `field` names where the path is
+    /// written, for the cause. Callers ask only once a selection failed, so that a successful
+    /// one costs nothing extra.
+    pub fn unassigned(&self, vars: &Variables, field: &str) -> Option<StatesError> {
+        let name = self.variable()?;
+        (!vars.contains(name)).then(|| {
+            StatesError::runtime(format!(
+                "the variable '{name}' read by the path '{}' in {field} has no value: no state \
+                 of its scope has assigned it before this state",
+                self.source
+            ))
+        })
+    }
+}
+
+/// Splits a path into its root and a `$`-rooted path on that root (`$x.a` → `x`, `$.a`).
+fn split_root(source: &str) -> Result<(Root, String), PathError> {
+    let Some(rest) = source.strip_prefix('$') else {
+        return Err(PathError::new(source, "a path must begin with '$'"));
+    };
+    if rest.starts_with('$') {
+        return Ok((Root::Context, rest.to_string()));
+    }
+    let Some((name, tail)) = variables::split_reference(rest) else {
+        return Ok((Root::Input, source.to_string()));
+    };
+    variables::check_name(name).map_err(|reason| PathError::new(source, reason))?;
+    let name_len = u16::try_from(name.len()).expect("a checked name has at most 80 characters");
+    Ok((Root::Variable { name_len }, format!("${tail}")))
 }
 
 fn parse_query(source: &str, data_path: &str) -> Result<JsonPath, PathError> {
@@ -414,19 +490,28 @@ mod tests {
     fn definite_path_selects_one_node_or_none() {
         let input = json!({"a": {"b": [10, 20]}});
         let path = Path::parse("$.a.b[1]").unwrap();
-        assert_eq!(path.select(&input, &Value::Null), Some(json!(20)));
+        assert_eq!(
+            path.select(&input, &Value::Null, Variables::none()),
+            Some(json!(20))
+        );
         let missing = Path::parse("$.a.c").unwrap();
-        assert_eq!(missing.select(&input, &Value::Null), None);
+        assert_eq!(
+            missing.select(&input, &Value::Null, Variables::none()),
+            None
+        );
     }
 
     #[test]
     fn query_path_returns_all_matches_as_array() {
         let input = json!({"items": [{"id": 1}, {"id": 2}, {"x": 3}]});
         let path = Path::parse("$.items[*].id").unwrap();
-        assert_eq!(path.select(&input, &Value::Null), Some(json!([1, 2])));
+        assert_eq!(
+            path.select(&input, &Value::Null, Variables::none()),
+            Some(json!([1, 2]))
+        );
         let filter = Path::parse("$.items[?(@.id > 1)]").unwrap();
         assert_eq!(
-            filter.select(&input, &Value::Null),
+            filter.select(&input, &Value::Null, Variables::none()),
             Some(json!([{"id": 2}]))
         );
     }
@@ -435,7 +520,10 @@ mod tests {
     fn query_with_dashed_names_works_like_jayway() {
         let input = json!({"detail-type": [{"a-b": 1}, {"a-b": 2}]});
         let path = Path::parse("$.detail-type[*].a-b").unwrap();
-        assert_eq!(path.select(&input, &Value::Null), Some(json!([1, 2])));
+        assert_eq!(
+            path.select(&input, &Value::Null, Variables::none()),
+            Some(json!([1, 2]))
+        );
     }
 
     #[test]
@@ -443,7 +531,10 @@ mod tests {
         let path = Path::parse("$$.Execution.Id").unwrap();
         assert!(path.is_context());
         let context = json!({"Execution": {"Id": "arn:x"}});
-        assert_eq!(path.select(&json!({}), &context), Some(json!("arn:x")));
+        assert_eq!(
+            path.select(&json!({}), &context, Variables::none()),
+            Some(json!("arn:x"))
+        );
     }
 
     #[test]
@@ -474,6 +565,66 @@ mod tests {
             .set(&mut target, json!("x"))
             .unwrap();
         assert_eq!(target, json!("x"));
+    }
+
+    fn vars(pairs: &[(&str, Value)]) -> Variables {
+        let mut assigned = crate::variables::Assigned::default();
+        for (name, value) in pairs {
+            assigned.push(name, value.clone()).unwrap();
+        }
+        let total = std::sync::atomic::AtomicUsize::new(0);
+        let mut block = crate::variables::BlockVariables::open(Variables::default(), &total);
+        block.assign(assigned).unwrap();
+        block.get().clone()
+    }
+
+    #[test]
+    fn variable_paths_read_the_variable_and_paths_into_it() {
+        let vars = vars(&[("order", json!({"items": [{"id": 7}, {"id": 8}], "n": 2}))]);
+        let select = |p: &str| {
+            Path::parse(p)
+                .unwrap()
+                .select(&json!({}), &json!({}), &vars)
+        };
+        assert_eq!(select("$order.n"), Some(json!(2)));
+        assert_eq!(select("$order['items'][1].id"), Some(json!(8)));
+        assert_eq!(select("$order.items[*].id"), Some(json!([7, 8])));
+        assert_eq!(select("$order.missing"), None);
+        assert_eq!(Path::parse("$order").unwrap().variable(), Some("order"));
+        assert!(Path::parse("$order.n").unwrap().as_reference().is_none());
+    }
+
+    #[test]
+    fn a_variable_without_a_value_is_a_runtime_error_naming_it() {
+        let path = Path::parse("$missing.a").unwrap();
+        assert_eq!(path.select(&json!({}), &json!({}), Variables::none()), None);
+        let err = path.unassigned(Variables::none(), "InputPath").unwrap();
+        assert_eq!(err.error, crate::error::RUNTIME);
+        assert_eq!(
+            err.cause,
+            "the variable 'missing' read by the path '$missing.a' in InputPath has no value: no \
+             state of its scope has assigned it before this state"
+        );
+        let input_path = Path::parse("$.missing").unwrap();
+        assert_eq!(input_path.unassigned(Variables::none(), "InputPath"), None);
+    }
+
+    #[test]
+    fn variable_references_must_be_valid_names() {
+        let err = Path::parse("$states.input").unwrap_err();
+        assert!(err.reason.contains("reserved"), "{err}");
+        assert!(Path::parse(&format!("${}", "a".repeat(81))).is_err());
+        assert!(Path::parse("$x-y").is_err());
+    }
+
+    #[test]
+    fn reference_paths_cannot_address_variables() {
+        let err = ReferencePath::parse("$x.y").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid path \"$x.y\": a reference path cannot address the variable $x; variables \
+             are assigned with \"Assign\""
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Payload templates: the JSON of `Parameters`, `ResultSelector` and `ItemSelector`, where a
-//! key ending in `.$` takes its value from a path, a context path or an intrinsic function.
+//! Payload templates: the JSON of `Parameters`, `ResultSelector`, `ItemSelector` and the values
+//! of `Assign`, where a key ending in `.$` takes its value from a path, a context path, a
+//! variable or an intrinsic function.
 
 use serde_json::{Map, Value};
 
 use crate::error::StatesError;
 use crate::intrinsic::{self, Call};
 use crate::path::Path;
+use crate::variables::Variables;
 
 /// A compiled payload template.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +16,7 @@ pub enum Template {
     Literal(Value),
     Object(Vec<(String, Template)>),
     Array(Vec<Template>),
-    /// `"key.$": "$.path"` or `"key.$": "$$.Context.path"`.
+    /// `"key.$": "$.path"`, `"key.$": "$$.Context.path"` or `"key.$": "$variable.path"`.
     Path(Path),
     /// `"key.$": "States.Function(...)"`.
     Intrinsic(Call),
@@ -59,7 +61,9 @@ fn compile_at(value: &Value, pointer: &str, errors: &mut Vec<TemplateError>) -> 
     }
 }
 
-fn compile_field(
+/// Compiles one field of an object template: `key.$` fields become their expression (under
+/// the key without `.$`), others their compiled value. `pointer` is the field's own pointer.
+pub(crate) fn compile_field(
     key: &str,
     value: &Value,
     pointer: &str,
@@ -112,12 +116,13 @@ pub fn child(pointer: &str, token: &str) -> String {
 }
 
 impl Template {
-    /// Builds the payload from the state's data and the context object. `field` names the
-    /// template (`Parameters`, `ResultSelector`, ...) in error causes.
+    /// Builds the payload from the state's data, the context object and the variables.
+    /// `field` names the template (`Parameters`, `ResultSelector`, ...) in error causes.
     pub fn evaluate(
         &self,
         input: &Value,
         context: &Value,
+        vars: &Variables,
         field: &str,
     ) -> Result<Value, StatesError> {
         match self {
@@ -125,42 +130,67 @@ impl Template {
             Template::Object(fields) => {
                 let mut map = Map::new();
                 for (key, t) in fields {
-                    let value = t.evaluate_field(key, input, context, field)?;
+                    let value = t.evaluate_field(key, input, context, vars, field)?;
                     map.insert(key.clone(), value);
                 }
                 Ok(Value::Object(map))
             }
             Template::Array(items) => items
                 .iter()
-                .map(|t| t.evaluate(input, context, field))
+                .map(|t| t.evaluate(input, context, vars, field))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             Template::Path(_) | Template::Intrinsic(_) => {
-                self.evaluate_field("", input, context, field)
+                self.evaluate_field("", input, context, vars, field)
             }
         }
     }
 
-    fn evaluate_field(
+    /// Evaluates the value of the field `key` (named without `.$`) of an object template.
+    pub(crate) fn evaluate_field(
         &self,
         key: &str,
         input: &Value,
         context: &Value,
+        vars: &Variables,
         field: &str,
     ) -> Result<Value, StatesError> {
         match self {
-            Template::Path(path) => path.select(input, context).ok_or_else(|| {
-                StatesError::runtime(format!(
-                    "the JSONPath {:?} specified for the field \"{key}.$\" in {field} could not \
-                     be found in the input {}",
-                    path.as_str(),
-                    if path.is_context() { context } else { input }
-                ))
-            }),
-            Template::Intrinsic(call) => intrinsic::evaluate(call, input, context),
-            other => other.evaluate(input, context, field),
+            Template::Path(path) => path
+                .select(input, context, vars)
+                .ok_or_else(|| path_not_found(path, key, input, context, vars, field)),
+            Template::Intrinsic(call) => intrinsic::evaluate(call, input, context, vars),
+            other => other.evaluate(input, context, vars, field),
         }
     }
+}
+
+/// Why a `.$` path selected nothing: its variable has no value, or the node is missing.
+#[cold]
+fn path_not_found(
+    path: &Path,
+    key: &str,
+    input: &Value,
+    context: &Value,
+    vars: &Variables,
+    field: &str,
+) -> StatesError {
+    let place = format!("the field \"{key}.$\" in {field}");
+    if let Some(unassigned) = path.unassigned(vars, &place) {
+        return unassigned;
+    }
+    let (what, document) = match path.variable() {
+        Some(name) => (
+            format!("variable '{name}'"),
+            vars.get(name).unwrap_or_default(),
+        ),
+        None if path.is_context() => ("input".to_string(), context.clone()),
+        None => ("input".to_string(), input.clone()),
+    };
+    StatesError::runtime(format!(
+        "the JSONPath {:?} specified for {place} could not be found in the {what} {document}",
+        path.as_str()
+    ))
 }
 
 #[cfg(test)]
@@ -174,6 +204,7 @@ mod tests {
         compile(&template).unwrap().evaluate(
             &input,
             &json!({"Execution": {"Id": "arn:exec"}}),
+            Variables::none(),
             "Parameters",
         )
     }
@@ -241,6 +272,51 @@ mod tests {
         let mut pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
         pointers.sort();
         assert_eq!(pointers, ["/a.$", "/list/0/c.$", "/nested/b.$"]);
+    }
+
+    /// Variables with the given values, as a block holds them after an `Assign`.
+    fn vars(value: Value) -> Variables {
+        let mut assigned = crate::variables::Assigned::default();
+        for (name, v) in value.as_object().unwrap() {
+            assigned.push(name, v.clone()).unwrap();
+        }
+        let total = std::sync::atomic::AtomicUsize::new(0);
+        let mut block = crate::variables::BlockVariables::open(Variables::default(), &total);
+        block.assign(assigned).unwrap();
+        block.get().clone()
+    }
+
+    #[test]
+    fn variables_are_substituted_in_paths_and_intrinsic_arguments() {
+        let template = compile(&json!({
+            "id.$": "$order.id",
+            "all.$": "$order",
+            "label.$": "States.Format('{} x{}', $order.id, $count)",
+            "fromInput.$": "$.x"
+        }))
+        .unwrap();
+        let vars = vars(json!({"order": {"id": "o-7"}, "count": 2}));
+        let out = template
+            .evaluate(&json!({"x": 1}), &json!({}), &vars, "Parameters")
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"id": "o-7", "all": {"id": "o-7"}, "label": "o-7 x2", "fromInput": 1})
+        );
+    }
+
+    #[test]
+    fn a_variable_without_a_value_in_an_intrinsic_argument_is_named() {
+        let template = compile(&json!({"n.$": "States.ArrayLength($list)"})).unwrap();
+        let err = template
+            .evaluate(&json!({}), &json!({}), Variables::none(), "Parameters")
+            .unwrap_err();
+        assert_eq!(err.error, RUNTIME);
+        assert_eq!(
+            err.cause,
+            "the variable 'list' read by the path '$list' in an intrinsic function argument has \
+             no value: no state of its scope has assigned it before this state"
+        );
     }
 
     #[test]

@@ -582,6 +582,165 @@ fn map_iterations_and_parallel_branches_resume_where_they_were() {
     life.end();
 }
 
+const VARIABLES: &str = r#"{
+  "StartAt": "Remember",
+  "States": {
+    "Remember": {
+      "Type": "Pass",
+      "Assign": {"greeting": "hello", "items": [{"n": 0}, {"n": 1}, {"n": 2}]},
+      "Next": "Ask"
+    },
+    "Ask": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::test:hold.waitForTaskToken",
+      "Parameters": {"greeting.$": "$greeting"},
+      "Assign": {"answer.$": "$"},
+      "ResultPath": null,
+      "Next": "Each"
+    },
+    "Each": {
+      "Type": "Map",
+      "ItemsPath": "$items",
+      "ItemProcessor": {
+        "StartAt": "Mine",
+        "States": {
+          "Mine": {"Type": "Pass", "Assign": {"mine.$": "$.n"}, "Next": "Item"},
+          "Item": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::test:hold.waitForTaskToken",
+            "Parameters": {"n.$": "$mine"},
+            "Assign": {"reply.$": "$"},
+            "Next": "Report"
+          },
+          "Report": {
+            "Type": "Pass",
+            "Parameters": {
+              "mine.$": "$mine", "reply.$": "$reply", "greeting.$": "$greeting", "answer.$": "$answer"
+            },
+            "End": true
+          }
+        }
+      },
+      "Assign": {"replies.$": "$[*].reply"},
+      "ResultPath": "$.each",
+      "Next": "Both"
+    },
+    "Both": {
+      "Type": "Parallel",
+      "Branches": [{"StartAt": "Side", "States": {
+        "Side": {"Type": "Pass", "Assign": {"side": "left"}, "Next": "HoldSide"},
+        "HoldSide": {
+          "Type": "Task",
+          "Resource": "arn:aws:states:::test:hold.waitForTaskToken",
+          "Parameters": {"side.$": "$side"},
+          "ResultPath": null,
+          "Next": "SideReport"
+        },
+        "SideReport": {
+          "Type": "Pass",
+          "Parameters": {"side.$": "$side", "replies.$": "$replies"},
+          "End": true
+        }
+      }}],
+      "ResultPath": "$.both",
+      "Next": "Final"
+    },
+    "Final": {
+      "Type": "Pass",
+      "Parameters": {
+        "greeting.$": "$greeting", "answer.$": "$answer", "replies.$": "$replies",
+        "each.$": "$.each", "both.$": "$.both"
+      },
+      "End": true
+    }
+  }
+}"#;
+
+#[test]
+fn variables_of_every_block_survive_restarts() {
+    let path = temp_db();
+    let counter = Arc::new(Counter::default());
+    let (holder, tokens) = Holder::new();
+    let submitted = |d: &EventDetails| matches!(d, EventDetails::TaskSubmitted { .. });
+
+    // Life 1: the top level has assigned `greeting` and waits in "Ask".
+    let life = Life::start(&path, &counter, &holder);
+    let engine = Arc::clone(&life.engine);
+    let arn = life.runtime.block_on(async {
+        let sm = engine
+            .create_state_machine("Variables", VARIABLES, &HashMap::new())
+            .unwrap();
+        engine
+            .start_execution(&sm, Some("vars"), json!({}))
+            .await
+            .unwrap()
+    });
+    let ask = recv_held(&tokens, 1).remove(0);
+    assert_eq!(ask.parameters, json!({"greeting": "hello"}));
+    life.runtime
+        .block_on(committed_n(&engine, &arn, 1, submitted));
+    drop(engine);
+    life.end();
+
+    // Life 2: "Ask" completes from the restored scope; each iteration assigns `mine` and waits.
+    let life = Life::start(&path, &counter, &holder);
+    let engine = Arc::clone(&life.engine);
+    assert_eq!(life.resume(), 1);
+    engine
+        .send_task_success(&ask.token, json!("forty-two"))
+        .unwrap();
+    let items: HashMap<u64, String> = recv_held(&tokens, 3)
+        .into_iter()
+        .map(|h| (h.parameters["n"].as_u64().unwrap(), h.token))
+        .collect();
+    life.runtime
+        .block_on(committed_n(&engine, &arn, 4, submitted));
+    engine.send_task_success(&items[&0], json!("r0")).unwrap();
+    engine.send_task_success(&items[&1], json!("r1")).unwrap();
+    drop(engine);
+    life.end();
+
+    // Life 3: the last iteration resumes with its own `mine`; the branch assigns `side`.
+    let life = Life::start(&path, &counter, &holder);
+    let engine = Arc::clone(&life.engine);
+    assert_eq!(life.resume(), 1);
+    engine.send_task_success(&items[&2], json!("r2")).unwrap();
+    let side = recv_held(&tokens, 1).remove(0);
+    assert_eq!(side.parameters, json!({"side": "left"}));
+    life.runtime
+        .block_on(committed_n(&engine, &arn, 5, submitted));
+    drop(engine);
+    life.end();
+
+    // Life 4: the branch finishes reading its own and the outer scope.
+    let life = Life::start(&path, &counter, &holder);
+    let engine = Arc::clone(&life.engine);
+    assert_eq!(life.resume(), 1);
+    engine.send_task_success(&side.token, json!(null)).unwrap();
+    let done = life
+        .runtime
+        .block_on(engine.wait_for_execution(&arn))
+        .unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
+    let replies = json!(["r0", "r1", "r2"]);
+    let each: Vec<Value> = (0..3)
+        .map(|n| json!({"mine": n, "reply": format!("r{n}"), "greeting": "hello", "answer": "forty-two"}))
+        .collect();
+    assert_eq!(
+        done.output,
+        Some(json!({
+            "greeting": "hello",
+            "answer": "forty-two",
+            "replies": replies,
+            "each": each,
+            "both": [{"side": "left", "replies": replies}]
+        }))
+    );
+    assert_eq!(holder.calls(), 5, "no hand-off was repeated");
+    drop(engine);
+    life.end();
+}
+
 #[test]
 fn finished_executions_and_their_history_are_read_back() {
     let path = temp_db();

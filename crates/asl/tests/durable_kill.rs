@@ -12,7 +12,8 @@
 //! (the one in flight when the process died, whose completion was not committed); every token
 //! handed out before the kill is still known after it; a callback acknowledged before the kill
 //! is applied exactly once (a second delivery is refused as late, and the output carries the
-//! first).
+//! first). The variable that the first task assigns is read after the restart, so it must come
+//! back from the checkpoints too.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -35,7 +36,12 @@ const HOLD: &str = "arn:aws:states:::test:hold";
 const DEFINITION: &str = r#"{
   "StartAt": "A",
   "States": {
-    "A": {"Type": "Task", "Resource": "arn:aws:states:::test:count", "Next": "Pause"},
+    "A": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::test:count",
+      "Assign": {"seen.$": "$.i"},
+      "Next": "Pause"
+    },
     "Pause": {"Type": "Wait", "Seconds": 0, "Next": "Hold"},
     "Hold": {
       "Type": "Task",
@@ -43,7 +49,12 @@ const DEFINITION: &str = r#"{
       "ResultPath": "$.held",
       "Next": "B"
     },
-    "B": {"Type": "Task", "Resource": "arn:aws:states:::test:count", "Next": "C"},
+    "B": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::test:count",
+      "Parameters": {"i.$": "$.i", "held.$": "$.held", "seen.$": "$seen"},
+      "Next": "C"
+    },
     "C": {"Type": "Task", "Resource": "arn:aws:states:::test:count", "ResultPath": null, "End": true}
   }
 }"#;
@@ -304,6 +315,8 @@ fn check_executions(summary: &Value) {
             e["output"]["i"].as_u64().unwrap() as usize,
             index(&e["arn"])
         );
+        // Assigned by "A" before the kill in most executions, read by "B" after the restart.
+        assert_eq!(e["output"]["seen"], e["output"]["i"], "{e}");
     }
 }
 

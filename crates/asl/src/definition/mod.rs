@@ -15,6 +15,7 @@ use thiserror::Error;
 pub use parse::parse_definition;
 pub use substitute::substitute;
 
+use crate::assign::Assign;
 use crate::choice::Condition;
 use crate::path::{Path, ReferencePath};
 use crate::template::Template;
@@ -193,6 +194,8 @@ pub struct Catcher {
     pub error_equals: Vec<String>,
     pub next: String,
     pub result_path: ResultPath,
+    /// Evaluated, with `$` the error output, instead of the state's own `Assign`.
+    pub assign: Option<Assign>,
 }
 
 /// Fields shared by the states that produce a result and handle errors.
@@ -202,6 +205,8 @@ pub struct ResultHandling {
     pub result_path: ResultPath,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// The state's `Assign`, evaluated with `$` the raw result, beside `ResultSelector`.
+    pub assign: Option<Assign>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,14 +229,26 @@ pub struct PassState {
     pub parameters: Option<Template>,
     pub result: Option<Value>,
     pub result_path: ResultPath,
+    /// Evaluated with `$` the result (`Result`, or the input after InputPath and Parameters).
+    pub assign: Option<Assign>,
     pub transition: Transition,
+}
+
+/// A top-level Choice rule: its condition, where it leads, and what it assigns when chosen.
+#[derive(Debug, Clone)]
+pub struct ChoiceRule {
+    pub condition: Condition,
+    pub next: String,
+    pub assign: Option<Assign>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ChoiceState {
     pub io: Io,
-    pub choices: Vec<(Condition, String)>,
+    pub choices: Vec<ChoiceRule>,
     pub default: Option<String>,
+    /// Evaluated only when no rule matched and the state goes to `Default`.
+    pub assign: Option<Assign>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +263,8 @@ pub enum WaitFor {
 pub struct WaitState {
     pub io: Io,
     pub wait: WaitFor,
+    /// Evaluated with `$` the effective input (after InputPath).
+    pub assign: Option<Assign>,
     pub transition: Transition,
 }
 

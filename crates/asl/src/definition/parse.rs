@@ -1,12 +1,14 @@
 //! ASL JSON to [`StateMachine`], collecting every problem with its JSON pointer: field types,
 //! fields that do not belong to a state type, transitions to unknown states, unreachable states,
-//! malformed paths, templates, intrinsic functions and choice rules.
+//! malformed paths, templates, intrinsic functions, choice rules and `Assign` fields (variable
+//! names, and inner scopes assigning a variable of an outer scope).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Value};
 
 use super::*;
+use crate::assign::Assign;
 use crate::choice::{self, parse_timestamp};
 use crate::error::ALL;
 use crate::template::{self, child};
@@ -22,8 +24,11 @@ pub fn parse_definition(
         names: HashSet::new(),
         context_states: HashSet::new(),
         resource_known,
+        scopes: vec![VariableScope::default()],
+        scope: 0,
     };
     let machine = ctx.machine(value);
+    ctx.check_scopes();
     match machine {
         Some(m) if ctx.errors.is_empty() => Ok(m),
         _ => Err(ctx.errors),
@@ -62,6 +67,7 @@ const TASK: &[&str] = &[
     "Next",
     "End",
     "Credentials",
+    "Assign",
 ];
 const PASS: &[&str] = &[
     "Result",
@@ -71,8 +77,9 @@ const PASS: &[&str] = &[
     "OutputPath",
     "Next",
     "End",
+    "Assign",
 ];
-const CHOICE: &[&str] = &["Choices", "Default", "InputPath", "OutputPath"];
+const CHOICE: &[&str] = &["Choices", "Default", "InputPath", "OutputPath", "Assign"];
 const WAIT: &[&str] = &[
     "Seconds",
     "SecondsPath",
@@ -82,6 +89,7 @@ const WAIT: &[&str] = &[
     "OutputPath",
     "Next",
     "End",
+    "Assign",
 ];
 const SUCCEED: &[&str] = &["InputPath", "OutputPath"];
 const FAIL: &[&str] = &["Error", "ErrorPath", "Cause", "CausePath"];
@@ -96,6 +104,7 @@ const PARALLEL: &[&str] = &[
     "Catch",
     "Next",
     "End",
+    "Assign",
 ];
 const MAP: &[&str] = &[
     "ItemProcessor",
@@ -117,6 +126,7 @@ const MAP: &[&str] = &[
     "Catch",
     "Next",
     "End",
+    "Assign",
 ];
 const JSONATA_FIELDS: &[&str] = &["Arguments", "Output", "Items"];
 const DISTRIBUTED_FIELDS: &[&str] = &["ItemReader", "ItemBatcher", "ResultWriter", "Label"];
@@ -146,6 +156,18 @@ struct Ctx<'a> {
     /// States that mention `$$` anywhere in their fields.
     context_states: HashSet<String>,
     resource_known: &'a dyn Fn(&str) -> bool,
+    /// Variable scopes: the top level, then one per Parallel branch and Map processor.
+    scopes: Vec<VariableScope>,
+    /// The scope of the states being read.
+    scope: usize,
+}
+
+/// The variables the states of one scope assign, with where, for the check that no inner scope
+/// assigns a variable of an enclosing one.
+#[derive(Default)]
+struct VariableScope {
+    parent: Option<usize>,
+    assigned: Vec<(String, String)>,
 }
 
 /// An object being read, with its pointer.
@@ -222,8 +244,6 @@ impl Ctx<'_> {
                 format!(
                     "field {key:?} belongs to the JSONata query language, which is not supported"
                 )
-            } else if key == "Assign" {
-                "field \"Assign\" (workflow variables) is not supported by this engine".to_string()
             } else if DISTRIBUTED_FIELDS.contains(&key.as_str()) {
                 format!("field {key:?} belongs to a distributed Map, which is not supported")
             } else {
@@ -408,6 +428,7 @@ impl Ctx<'_> {
             parameters: self.template(obj, "Parameters"),
             result: obj.get("Result").cloned(),
             result_path: self.result_path(obj, "ResultPath"),
+            assign: self.assign(obj),
             transition: self.transition(obj, edge)?,
         })
     }
@@ -430,23 +451,42 @@ impl Ctx<'_> {
             );
             return None;
         };
+        let assign = self.assign(obj);
         let mut choices = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let rule_ptr = child(&pointer, &i.to_string());
-            let mut errors = Vec::new();
-            let parsed = choice::parse_rule(rule, &rule_ptr, true, &mut errors);
-            for e in errors {
-                self.err(e.pointer, e.message);
-            }
-            if let Some((condition, Some(next))) = parsed {
-                edge(&next, child(&rule_ptr, "Next"));
-                choices.push((condition, next));
-            }
+            choices.extend(self.choice_rule(rule, &rule_ptr, edge));
         }
         (choices.len() == rules.len()).then_some(ChoiceState {
             io,
             choices,
             default,
+            assign,
+        })
+    }
+
+    fn choice_rule(
+        &mut self,
+        rule: &Value,
+        pointer: &str,
+        edge: &mut impl FnMut(&str, String),
+    ) -> Option<ChoiceRule> {
+        let mut errors = Vec::new();
+        let parsed = choice::parse_rule(rule, pointer, true, &mut errors);
+        for e in errors {
+            self.err(e.pointer, e.message);
+        }
+        let assign = match rule.as_object() {
+            Some(map) => self.assign(Obj { map, pointer }),
+            None => None,
+        };
+        let (condition, next) = parsed?;
+        let next = next?;
+        edge(&next, child(pointer, "Next"));
+        Some(ChoiceRule {
+            condition,
+            next,
+            assign,
         })
     }
 
@@ -470,10 +510,12 @@ impl Ctx<'_> {
                 None
             }
         };
+        let assign = self.assign(obj);
         let transition = self.transition(obj, edge);
         Some(WaitState {
             io,
             wait: wait?,
+            assign,
             transition: transition?,
         })
     }
@@ -555,7 +597,7 @@ impl Ctx<'_> {
             };
             self.check_fields(branch_obj, BLOCK_FIELDS, "a branch");
             self.query_language(branch_obj);
-            branches.extend(self.block(branch_obj));
+            branches.extend(self.nested(|ctx| ctx.block(branch_obj)));
         }
         (branches.len() == list.len()).then_some(())?;
         Some(ParallelState {
@@ -624,7 +666,7 @@ impl Ctx<'_> {
         self.check_fields(processor, BLOCK_FIELDS, &format!("\"{key}\""));
         self.query_language(processor);
         self.processor_config(processor);
-        self.block(processor)
+        self.nested(|ctx| ctx.block(processor))
     }
 
     fn processor_config(&mut self, processor: Obj) {
@@ -658,6 +700,7 @@ impl Ctx<'_> {
             result_path: self.result_path(obj, "ResultPath"),
             retry: self.retriers(obj),
             catch: self.catchers(obj, edge),
+            assign: self.assign(obj),
         }
     }
 
@@ -884,11 +927,12 @@ impl Ctx<'_> {
             };
             self.check_fields(
                 c,
-                &["ErrorEquals", "Next", "ResultPath", "Comment"],
+                &["ErrorEquals", "Next", "ResultPath", "Comment", "Assign"],
                 "a catcher",
             );
             let error_equals = self.error_equals(c, i + 1 == list.len());
             let result_path = self.result_path(c, "ResultPath");
+            let assign = self.assign(c);
             let Some(next) = self.required_str(c, "Next").map(str::to_string) else {
                 continue;
             };
@@ -897,6 +941,7 @@ impl Ctx<'_> {
                 error_equals,
                 next,
                 result_path,
+                assign,
             });
         }
         catchers
@@ -935,6 +980,73 @@ impl Ctx<'_> {
             }
         }
         names
+    }
+
+    // ---- variables ----
+
+    /// Compiles an `Assign` field and records what it assigns in the current scope.
+    fn assign(&mut self, obj: Obj) -> Option<Assign> {
+        let value = obj.get("Assign")?;
+        let pointer = obj.at("Assign");
+        let assign = match Assign::compile(value) {
+            Ok(assign) => assign,
+            Err(errors) => {
+                for e in errors {
+                    self.err(format!("{pointer}{}", e.pointer), e.message);
+                }
+                return None;
+            }
+        };
+        let keys = value.as_object().into_iter().flat_map(|m| m.keys());
+        for key in keys {
+            let name = key.strip_suffix(".$").unwrap_or(key).to_string();
+            let at = child(&pointer, key);
+            self.scopes[self.scope].assigned.push((name, at));
+        }
+        Some(assign)
+    }
+
+    /// Reads an inner block (a Parallel branch or a Map processor) in a scope of its own.
+    fn nested<T>(&mut self, read: impl FnOnce(&mut Self) -> T) -> T {
+        let outer = self.scope;
+        self.scopes.push(VariableScope {
+            parent: Some(outer),
+            assigned: Vec::new(),
+        });
+        self.scope = self.scopes.len() - 1;
+        let result = read(self);
+        self.scope = outer;
+        result
+    }
+
+    /// A variable exists in every scope where some state assigns it, so an inner scope may
+    /// not assign a variable that an enclosing scope assigns (wherever that assignment is).
+    fn check_scopes(&mut self) {
+        let mut problems = Vec::new();
+        for scope in &self.scopes {
+            for (name, at) in &scope.assigned {
+                if let Some(outer_at) = self.assigned_outside(scope.parent, name) {
+                    problems.push((at.clone(), format!(
+                        "variable {name:?} is assigned in an enclosing scope (at {outer_at}); a \
+                         Parallel branch or Map iteration may read it but not assign it"
+                    )));
+                }
+            }
+        }
+        for (at, message) in problems {
+            self.err(at, message);
+        }
+    }
+
+    fn assigned_outside(&self, mut scope: Option<usize>, name: &str) -> Option<&str> {
+        while let Some(i) = scope {
+            let hit = self.scopes[i].assigned.iter().find(|(n, _)| n == name);
+            if let Some((_, at)) = hit {
+                return Some(at);
+            }
+            scope = self.scopes[i].parent;
+        }
+        None
     }
 
     // ---- typed field access ----

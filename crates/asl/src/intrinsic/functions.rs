@@ -327,7 +327,12 @@ mod tests {
     use super::*;
 
     fn eval(source: &str, input: Value) -> Result<Value, StatesError> {
-        evaluate(&compile(source).unwrap(), &input, &Value::Null)
+        evaluate(
+            &compile(source).unwrap(),
+            &input,
+            &Value::Null,
+            crate::variables::Variables::none(),
+        )
     }
 
     fn ok(source: &str, input: Value) -> Value {

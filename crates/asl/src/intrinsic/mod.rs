@@ -10,6 +10,7 @@ use serde_json::Value;
 pub use parser::{Arg, Call, IntrinsicSyntaxError, MAX_NESTING, parse};
 
 use crate::error::StatesError;
+use crate::variables::Variables;
 
 /// Names of every intrinsic function AWS documents for JSONPath states.
 pub const FUNCTION_NAMES: &[&str] = &[
@@ -69,12 +70,18 @@ fn check_call(source: &str, call: &Call) -> Result<(), IntrinsicSyntaxError> {
     })
 }
 
-/// Evaluates a call against the state's data (`$`) and the context object (`$$`).
-pub fn evaluate(call: &Call, input: &Value, context: &Value) -> Result<Value, StatesError> {
+/// Evaluates a call against the state's data (`$`), the context object (`$$`) and the
+/// variables (`$name`).
+pub fn evaluate(
+    call: &Call,
+    input: &Value,
+    context: &Value,
+    vars: &Variables,
+) -> Result<Value, StatesError> {
     let args = call
         .args
         .iter()
-        .map(|arg| resolve(arg, input, context))
+        .map(|arg| resolve(arg, input, context, vars))
         .collect::<Result<Vec<_>, _>>()?;
     functions::apply(call, args)
 }
@@ -85,7 +92,12 @@ pub(crate) struct ArgValue {
     pub raw: Option<String>,
 }
 
-fn resolve(arg: &Arg, input: &Value, context: &Value) -> Result<ArgValue, StatesError> {
+fn resolve(
+    arg: &Arg,
+    input: &Value,
+    context: &Value,
+    vars: &Variables,
+) -> Result<ArgValue, StatesError> {
     let value = match arg {
         Arg::Str { value, raw } => {
             return Ok(ArgValue {
@@ -94,16 +106,23 @@ fn resolve(arg: &Arg, input: &Value, context: &Value) -> Result<ArgValue, States
             });
         }
         Arg::Literal(v) => v.clone(),
-        Arg::Path(path) => path.select(input, context).ok_or_else(|| {
-            StatesError::runtime(format!(
-                "the JSONPath {:?} given as an intrinsic function argument could not be found \
-                 in the input",
-                path.as_str()
-            ))
-        })?,
-        Arg::Call(inner) => evaluate(inner, input, context)?,
+        Arg::Path(path) => path
+            .select(input, context, vars)
+            .ok_or_else(|| missing_argument(path, vars))?,
+        Arg::Call(inner) => evaluate(inner, input, context, vars)?,
     };
     Ok(ArgValue { value, raw: None })
+}
+
+#[cold]
+fn missing_argument(path: &crate::path::Path, vars: &Variables) -> StatesError {
+    const PLACE: &str = "an intrinsic function argument";
+    path.unassigned(vars, PLACE).unwrap_or_else(|| {
+        StatesError::runtime(format!(
+            "the JSONPath {:?} given as {PLACE} could not be found in the input",
+            path.as_str()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +134,12 @@ mod tests {
 
     fn eval(source: &str, input: Value) -> Result<Value, StatesError> {
         let call = compile(source).unwrap();
-        evaluate(&call, &input, &json!({"Execution": {"Name": "run-1"}}))
+        evaluate(
+            &call,
+            &input,
+            &json!({"Execution": {"Name": "run-1"}}),
+            Variables::none(),
+        )
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! (key `""`), a Parallel branch or a Map iteration. An inner block's key extends its parent's
 //! with the state's name, the attempt number and the branch or item index, so every block that
 //! can be running at one moment has its own key. A block's checkpoint is either the state it is
-//! in (with the state's input, entry time, retry progress and open task token) or, once the
-//! block has ended, its output; the checkpoints of a Parallel's or Map's inner blocks are dropped
-//! in the same commit that moves the outer block past that state.
+//! in (with the state's input, entry time, retry progress, open task token and the block's own
+//! variables as they were on state entry) or, once the block has ended, its output; the
+//! checkpoints of a Parallel's or Map's inner blocks are dropped in the same commit that moves
+//! the outer block past that state. A resumed inner block reads the variables of the blocks
+//! around it from their own checkpoints.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -20,6 +22,7 @@ use tracing::error;
 use super::history::Payload;
 use super::interpreter::Execution;
 use super::store::Op;
+use crate::variables::Scope;
 
 /// A block's saved progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +48,10 @@ pub(crate) struct Position {
     /// The execution a `states:startExecution` task started in this attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) child: Option<Box<ChildProgress>>,
+    /// The block's own variables on state entry (absent when it has none, as in checkpoints
+    /// written before variables existed).
+    #[serde(default, skip_serializing_if = "Scope::is_empty")]
+    pub(crate) variables: Scope,
 }
 
 /// Retry counters of the state, and when the pending retry is due.
@@ -306,12 +313,17 @@ mod tests {
                     .to_utc(),
                 submitted: false,
             })),
+            variables: serde_json::from_value(json!({"count": 2, "order": {"id": "o-1"}})).unwrap(),
         };
         let checkpoint = Checkpoint::State(position);
         let text = serde_json::to_string(&checkpoint).unwrap();
         assert_eq!(
             serde_json::from_str::<Checkpoint>(&text).unwrap(),
             checkpoint
+        );
+        assert!(
+            text.contains(r#""variables":{"count":2,"order":{"id":"o-1"}}"#),
+            "{text}"
         );
         let done: Checkpoint = serde_json::from_str(r#"{"at":"done","output":[1]}"#).unwrap();
         let old = r#"{"at":"state","state":"W","input":{},"entered":"2024-05-01T10:00:00Z"}"#;
@@ -323,5 +335,24 @@ mod tests {
             "checkpoints written before nested tasks still load"
         );
         assert_eq!(done, Checkpoint::Done { output: json!([1]) });
+    }
+
+    #[test]
+    fn a_block_without_variables_writes_no_variables_field() {
+        let position = Position {
+            state: "P".into(),
+            input: Payload::new(&json!({})),
+            entered: DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+                .unwrap()
+                .to_utc(),
+            retry: RetryProgress::default(),
+            task: None,
+            child: None,
+            variables: Scope::default(),
+        };
+        let text = serde_json::to_string(&Checkpoint::State(position)).unwrap();
+        assert!(!text.contains("variables"), "{text}");
+        let back: Checkpoint = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back, Checkpoint::State(p) if p.variables.is_empty()));
     }
 }

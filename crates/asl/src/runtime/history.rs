@@ -6,6 +6,7 @@
 //! execution that would record more fails with `States.Runtime`, and that failure is its last
 //! event.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -141,6 +142,11 @@ pub enum EventDetails {
         state_type: String,
         name: String,
         output: Payload,
+        /// What the state assigned, if anything: boxed (and one field, flattened into the two
+        /// AWS shows) so that an event costs no more than before for the states that assign
+        /// nothing, the most of them.
+        #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+        assigned: Option<Box<AssignedVariables>>,
     },
     TaskScheduled {
         resource: Arc<str>,
@@ -223,6 +229,21 @@ pub enum EventDetails {
     },
 }
 
+/// The variables a state assigned, as its state-exited event shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedVariables {
+    /// Name → value as JSON text (`assignedVariables`).
+    pub assigned_variables: BTreeMap<String, String>,
+    pub assigned_variables_details: AssignedVariablesDetails,
+}
+
+/// `assignedVariablesDetails` of a state-exited event. AWS truncates only in CloudWatch Logs,
+/// never in the execution history, so this engine always reports `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignedVariablesDetails {
+    pub truncated: bool,
+}
+
 impl EventDetails {
     /// Whether this event ends the execution (the only kind a full history still takes).
     pub fn ends_execution(&self) -> bool {
@@ -278,6 +299,43 @@ mod tests {
     }
 
     #[test]
+    fn state_exited_events_carry_assigned_variables_only_when_there_are_some() {
+        let exited = |assigned| HistoryEvent {
+            id: 3,
+            previous_event_id: 2,
+            timestamp: DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+                .unwrap()
+                .to_utc(),
+            details: EventDetails::StateExited {
+                state_type: "Pass".into(),
+                name: "P".into(),
+                output: Payload::new(&json!({})),
+                assigned,
+            },
+        };
+        let plain = exited(None);
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("assigned_variables").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<HistoryEvent>(json).unwrap(), plain);
+
+        let assigning = exited(Some(Box::new(AssignedVariables {
+            assigned_variables: BTreeMap::from([("x".to_string(), "42".to_string())]),
+            assigned_variables_details: AssignedVariablesDetails { truncated: false },
+        })));
+        let json = serde_json::to_value(&assigning).unwrap();
+        assert_eq!(json["kind"], "stateExited");
+        assert_eq!(json["assigned_variables"], json!({"x": "42"}));
+        assert_eq!(
+            json["assigned_variables_details"],
+            json!({"truncated": false})
+        );
+        assert_eq!(
+            serde_json::from_value::<HistoryEvent>(json).unwrap(),
+            assigning
+        );
+    }
+
+    #[test]
     fn only_execution_outcomes_end_an_execution() {
         let failed = EventDetails::ExecutionFailed {
             error: "E".into(),
@@ -288,6 +346,7 @@ mod tests {
             state_type: "Pass".into(),
             name: "P".into(),
             output: Payload::new(&json!(null)),
+            assigned: None,
         };
         assert!(!exited.ends_execution());
         let limit = limit_error();
@@ -296,6 +355,20 @@ mod tests {
             limit.cause,
             "The execution reached the maximum number of history events (25000)."
         );
+    }
+
+    #[test]
+    fn assigned_variables_cost_an_event_one_pointer() {
+        // Every event is as large as the largest variant (a failed map iteration's); a
+        // state-exited event, with its variables behind one pointer, stays smaller.
+        use std::mem::size_of;
+        assert_eq!(
+            size_of::<Option<Box<AssignedVariables>>>(),
+            size_of::<usize>()
+        );
+        let state_exited = size_of::<(String, String, Payload, Option<Box<AssignedVariables>>)>();
+        let map_iteration_failed = size_of::<(String, usize, String, String)>();
+        assert!(state_exited <= map_iteration_failed);
     }
 
     #[test]

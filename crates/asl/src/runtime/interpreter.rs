@@ -1,24 +1,27 @@
 //! The interpreter: walks a state machine for one execution, state by state, applying input and
-//! output processing, Retry and Catch, and recording every step in the execution's history.
+//! output processing, Retry and Catch, workflow variables, and recording every step in the
+//! execution's history.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
-use tracing::{Instrument, debug, info, info_span};
+use tracing::{Instrument, debug, info, info_span, trace};
 
 use super::checkpoint::{Checkpoint, Cursor, Position, RetryProgress, inner_block, inner_prefix};
 use super::clock::format_time;
-use super::history::{self, EventDetails, Payload};
+use super::history::{self, AssignedVariables, AssignedVariablesDetails, EventDetails, Payload};
 use super::store::Op;
 use super::{
     ExecutionEvent, ExecutionHandle, ExecutionStatus, Inner, MAX_PAYLOAD_BYTES, MachineRecord,
     retry,
 };
+use crate::assign::{self, Assign};
 use crate::choice;
 use crate::definition::{
     Amount, ChoiceState, FailState, Io, MapState, ParallelState, PassState, ResultHandling, State,
@@ -29,6 +32,7 @@ use crate::error::{
 };
 use crate::io;
 use crate::path::{Path, type_name};
+use crate::variables::{Assigned, BlockVariables, Scope, Variables};
 
 /// Where the interpreter goes after a state.
 pub(crate) enum Step {
@@ -43,6 +47,25 @@ fn step(transition: &Transition, output: Value) -> Step {
     }
 }
 
+/// How a state ends: where the block goes, and the variables the state assigns on the way.
+pub(crate) struct Exit {
+    pub(crate) step: Step,
+    pub(crate) assigned: Option<Assigned>,
+}
+
+impl Exit {
+    fn new(step: Step, assigned: Option<Assigned>) -> Self {
+        Self { step, assigned }
+    }
+}
+
+/// What one attempt of a Task, Parallel or Map state produced: its output and the values of the
+/// state's `Assign`, computed from the raw result.
+pub(crate) struct Completed {
+    pub(crate) output: Value,
+    pub(crate) assigned: Option<Assigned>,
+}
+
 /// How a block enters its next state.
 struct Entry<'a> {
     block: &'a str,
@@ -50,6 +73,8 @@ struct Entry<'a> {
     resume: Option<Box<Position>>,
     /// Inner blocks of the previous state whose checkpoints go with this transition.
     clear: Option<String>,
+    /// The block's variables as the state sees them on entry, saved with its position.
+    variables: Scope,
 }
 
 fn has_inner_blocks(state: &State) -> bool {
@@ -74,6 +99,8 @@ pub(crate) struct Execution {
     pub(crate) resume: Mutex<HashMap<String, Checkpoint>>,
     /// Resumed after a restart rather than started.
     resumed: bool,
+    /// Bytes of every variable the execution's running blocks hold, against the 10 MiB limit.
+    variable_bytes: AtomicUsize,
 }
 
 impl Execution {
@@ -97,6 +124,7 @@ impl Execution {
             start_time,
             resumed: resume.is_some(),
             resume: Mutex::new(resume.unwrap_or_default()),
+            variable_bytes: AtomicUsize::new(0),
         });
         let task = tokio::spawn(execution.run().instrument(span));
         *handle.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
@@ -147,7 +175,7 @@ impl Execution {
             });
         }
         let definition = Arc::clone(&self.machine.definition);
-        let body = self.run_block(&definition.states, String::new(), input);
+        let body = self.run_block(&definition.states, String::new(), input, None);
         let outcome = match definition.timeout_seconds {
             Some(t) => {
                 // Counted from the start, so a resumed execution keeps its original deadline.
@@ -272,20 +300,24 @@ impl Execution {
     }
 
     /// Runs a block from its checkpoint if one was saved, else from `StartAt` with `input`.
+    /// `outer` holds the variables of the blocks around it, which it reads but never assigns.
     pub(crate) fn run_block<'a>(
         &'a self,
         block: &'a States,
         key: String,
         input: Value,
+        outer: Option<Arc<Variables>>,
     ) -> BoxFuture<'a, Result<Value, StatesError>> {
         Box::pin(async move {
-            let (mut name, mut input, mut resume) = match self.take_checkpoint(&key) {
+            let (mut name, mut input, own, mut resume) = match self.take_checkpoint(&key) {
                 Some(Checkpoint::Done { output }) => return Ok(output),
                 Some(Checkpoint::State(p)) => {
-                    (p.state.clone(), p.input.to_value(), Some(Box::new(p)))
+                    let own = p.variables.clone();
+                    (p.state.clone(), p.input.to_value(), own, Some(Box::new(p)))
                 }
-                None => (block.start_at.clone(), input, None),
+                None => (block.start_at.clone(), input, Scope::default(), None),
             };
+            let mut vars = BlockVariables::open(Variables::new(own, outer), &self.variable_bytes);
             let mut clear = None;
             loop {
                 let Some(state) = block.states.get(&name) else {
@@ -297,8 +329,11 @@ impl Execution {
                     block: &key,
                     resume: resume.take(),
                     clear: clear.take(),
+                    variables: vars.get().own().clone(),
                 };
-                let step = self.run_state(&name, state, input, entry).await?;
+                let step = self
+                    .run_state(&name, state, input, entry, &mut vars)
+                    .await?;
                 let inner_blocks = has_inner_blocks(state).then(|| inner_prefix(&key, &name));
                 match step {
                     Step::Next(next, output) => {
@@ -318,13 +353,15 @@ impl Execution {
         })
     }
 
-    /// Enters a state (or resumes it), commits the checkpoint, and runs it.
+    /// Enters a state (or resumes it), commits the checkpoint, runs it, and applies the
+    /// variables it assigns.
     async fn run_state(
         &self,
         name: &str,
         state: &State,
         input: Value,
         entry: Entry<'_>,
+        vars: &mut BlockVariables<'_>,
     ) -> Result<Step, StatesError> {
         let state_type = state.type_name();
         let (cursor, entered_id) = match entry.resume {
@@ -343,33 +380,48 @@ impl Execution {
             }
         };
         let entered = cursor.entered();
+        let read = vars.get();
         let result = match state {
             // Each waiting kind of state runs in its own allocation, sized for that kind: an
             // execution parked in a Task does not carry the larger Map or Parallel future.
             State::Task(t) => {
                 // The cursor keeps the input as text; a waiting task holds no parsed copy.
                 drop(input);
-                Box::pin(self.task(name, t, &cursor)).await
+                Box::pin(self.task(name, t, &cursor, read)).await
             }
-            State::Pass(p) => self.pass(name, p, &input, entered),
-            State::Choice(c) => self.choice(name, c, &input, entered),
-            State::Wait(w) => Box::pin(self.wait(w, &input, entered)).await,
-            State::Succeed(s) => io_only(&s.io, &input).map(Step::End),
-            State::Fail(f) => Err(self.fail(f, &input, name, entered)),
-            State::Parallel(p) => Box::pin(self.parallel(name, p, input, &cursor)).await,
-            State::Map(m) => Box::pin(self.map(name, m, input, &cursor)).await,
+            State::Pass(p) => self.pass(name, p, &input, entered, read),
+            State::Choice(c) => self.choice(name, c, &input, entered, read),
+            State::Wait(w) => Box::pin(self.wait(name, w, &input, entered, read)).await,
+            State::Succeed(s) => {
+                io_only(&s.io, &input, read).map(|o| Exit::new(Step::End(o), None))
+            }
+            State::Fail(f) => Err(self.fail(f, &input, name, entered, read)),
+            State::Parallel(p) => Box::pin(self.parallel(name, p, input, &cursor, read)).await,
+            State::Map(m) => Box::pin(self.map(name, m, input, &cursor, read)).await,
         };
-        let step = result.map_err(|e| annotate(e, name, entered_id))?;
-        let output = match &step {
+        let exit = result.map_err(|e| annotate(e, name, entered_id))?;
+        let output = match &exit.step {
             Step::Next(_, output) | Step::End(output) => output,
         };
         check_size(output, name)?;
+        let mut shown = None;
+        if let Some(a) = exit.assigned.filter(|a| !a.is_empty()) {
+            debug!(state = %name, variables = a.len(), bytes = a.bytes(), "variables assigned");
+            let assigned = AssignedVariables {
+                assigned_variables: a.to_history(),
+                assigned_variables_details: AssignedVariablesDetails { truncated: false },
+            };
+            trace!(state = %name, values = ?assigned.assigned_variables, "variables assigned");
+            vars.assign(a).map_err(|e| annotate(e, name, entered_id))?;
+            shown = Some(Box::new(assigned));
+        }
         self.event(EventDetails::StateExited {
             state_type: state_type.to_string(),
             name: name.to_string(),
             output: Payload::new(output),
+            assigned: shown,
         });
-        Ok(step)
+        Ok(exit.step)
     }
 
     /// Records `StateEntered` and queues the block's new position with it. States that act on
@@ -392,6 +444,7 @@ impl Execution {
             retry: RetryProgress::default(),
             task: None,
             child: None,
+            variables: entry.variables,
         };
         let cursor = Cursor::new(entry.block, position, false);
         let op = self.position_op(&cursor, entry.clear);
@@ -433,34 +486,45 @@ impl Execution {
         pass: &PassState,
         input: &Value,
         entered: DateTime<Utc>,
-    ) -> Result<Step, StatesError> {
-        let effective = io::select(&pass.io.input_path, input, "InputPath")?;
+        vars: &Variables,
+    ) -> Result<Exit, StatesError> {
+        let effective = io::select(&pass.io.input_path, input, vars, "InputPath")?;
         let context = self.context(name, entered, 0);
-        let effective =
-            io::apply_template(pass.parameters.as_ref(), effective, &context, "Parameters")?;
+        let effective = io::apply_template(
+            pass.parameters.as_ref(),
+            effective,
+            &context,
+            vars,
+            "Parameters",
+        )?;
         let result = pass.result.clone().unwrap_or(effective);
+        let assigned = assign::evaluate(pass.assign.as_ref(), &result, &context, vars)?;
         let placed = io::place_result(&pass.result_path, input, result)?;
-        let output = io::select(&pass.io.output_path, &placed, "OutputPath")?;
-        Ok(step(&pass.transition, output))
+        let output = io::select(&pass.io.output_path, &placed, vars, "OutputPath")?;
+        Ok(Exit::new(step(&pass.transition, output), assigned))
     }
 
+    /// Takes the first matching rule, with its `Assign`; the state's own `Assign` only goes
+    /// with `Default`.
     fn choice(
         &self,
         name: &str,
         state: &ChoiceState,
         input: &Value,
         entered: DateTime<Utc>,
-    ) -> Result<Step, StatesError> {
-        let effective = io::select(&state.io.input_path, input, "InputPath")?;
+        vars: &Variables,
+    ) -> Result<Exit, StatesError> {
+        let effective = io::select(&state.io.input_path, input, vars, "InputPath")?;
         let context = self.context(name, entered, 0);
-        let mut next = None;
-        for (condition, target) in &state.choices {
-            if choice::evaluate(condition, &effective, &context)? {
-                next = Some(target);
+        let mut chosen = None;
+        for rule in &state.choices {
+            if choice::evaluate(&rule.condition, &effective, &context, vars)? {
+                chosen = Some((&rule.next, rule.assign.as_ref()));
                 break;
             }
         }
-        let Some(next) = next.or(state.default.as_ref()) else {
+        let default = state.default.as_ref().map(|d| (d, state.assign.as_ref()));
+        let Some((next, assign)) = chosen.or(default) else {
             return Err(StatesError::new(
                 NO_CHOICE_MATCHED,
                 format!(
@@ -468,39 +532,54 @@ impl Execution {
                 ),
             ));
         };
-        let output = io::select(&state.io.output_path, &effective, "OutputPath")?;
-        Ok(Step::Next(next.clone(), output))
+        let assigned = assign::evaluate(assign, &effective, &context, vars)?;
+        let output = io::select(&state.io.output_path, &effective, vars, "OutputPath")?;
+        Ok(Exit::new(Step::Next(next.clone(), output), assigned))
     }
 
     /// Waits until a deadline counted from when the state was entered, so that a resumed Wait
     /// fires at its original time (at once if that has passed).
     async fn wait(
         &self,
+        name: &str,
         state: &WaitState,
         input: &Value,
         entered: DateTime<Utc>,
-    ) -> Result<Step, StatesError> {
-        let effective = io::select(&state.io.input_path, input, "InputPath")?;
-        let seconds =
-            match &state.wait {
-                WaitFor::Seconds(n) => *n as f64,
-                WaitFor::SecondsPath(path) => seconds_at(path, &effective, "SecondsPath")? as f64,
-                WaitFor::Timestamp(t) => seconds_between(entered, t.to_utc()),
-                WaitFor::TimestampPath(path) => {
-                    let value = select_required(path, &effective, "TimestampPath")?;
-                    let when = value.as_str().and_then(choice::parse_timestamp).ok_or_else(|| {
-                    StatesError::runtime(format!(
-                        "the value {value} at TimestampPath {:?} is not an RFC 3339 timestamp",
-                        path.as_str()
-                    ))
-                })?;
-                    seconds_between(entered, when.to_utc())
-                }
-            };
+        vars: &Variables,
+    ) -> Result<Exit, StatesError> {
+        let effective = io::select(&state.io.input_path, input, vars, "InputPath")?;
+        let seconds = match &state.wait {
+            WaitFor::Seconds(n) => *n as f64,
+            WaitFor::SecondsPath(path) => seconds_at(path, &effective, vars, "SecondsPath")? as f64,
+            WaitFor::Timestamp(t) => seconds_between(entered, t.to_utc()),
+            WaitFor::TimestampPath(path) => {
+                let when = timestamp_at(path, &effective, vars)?;
+                seconds_between(entered, when)
+            }
+        };
         let deadline = self.inner.clock.deadline(entered, seconds);
         tokio::time::sleep(self.inner.clock.until(deadline)).await;
-        let output = io::select(&state.io.output_path, &effective, "OutputPath")?;
-        Ok(step(&state.transition, output))
+        let assigned =
+            self.assign_with_context(state.assign.as_ref(), &effective, name, entered, 0, vars)?;
+        let output = io::select(&state.io.output_path, &effective, vars, "OutputPath")?;
+        Ok(Exit::new(step(&state.transition, output), assigned))
+    }
+
+    /// Evaluates an `Assign` field, building the context object only when there is one.
+    fn assign_with_context(
+        &self,
+        assign: Option<&Assign>,
+        value: &Value,
+        name: &str,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+        vars: &Variables,
+    ) -> Result<Option<Assigned>, StatesError> {
+        let Some(assign) = assign else {
+            return Ok(None);
+        };
+        let context = self.context(name, entered, retry_count);
+        assign.evaluate(value, &context, vars).map(Some)
     }
 
     fn fail(
@@ -509,6 +588,7 @@ impl Execution {
         input: &Value,
         name: &str,
         entered: DateTime<Utc>,
+        vars: &Variables,
     ) -> StatesError {
         let context = self.context(name, entered, 0);
         let text = |template: &Option<crate::template::Template>,
@@ -517,7 +597,7 @@ impl Execution {
             let Some(t) = template else {
                 return Ok(String::new());
             };
-            match t.evaluate(input, &context, field)? {
+            match t.evaluate(input, &context, vars, field)? {
                 Value::String(s) => Ok(s),
                 other => Err(StatesError::runtime(format!(
                     "{field} must resolve to a string, got {other}"
@@ -538,10 +618,18 @@ impl Execution {
         state: &ParallelState,
         input: Value,
         cursor: &Cursor,
-    ) -> Result<Step, StatesError> {
-        let attempt = |retry_count| self.parallel_attempt(name, state, &input, cursor, retry_count);
-        self.with_handling(name, &state.handling, &state.transition, cursor, attempt)
-            .await
+        vars: &Variables,
+    ) -> Result<Exit, StatesError> {
+        let attempt =
+            |retry_count| self.parallel_attempt(name, state, &input, cursor, vars, retry_count);
+        let on = Handled {
+            name,
+            handling: &state.handling,
+            transition: &state.transition,
+            cursor,
+            vars,
+        };
+        self.with_handling(&on, attempt).await
     }
 
     async fn parallel_attempt(
@@ -550,32 +638,34 @@ impl Execution {
         state: &ParallelState,
         input: &Value,
         cursor: &Cursor,
+        vars: &Variables,
         retry_count: u32,
-    ) -> Result<Value, StatesError> {
+    ) -> Result<Completed, StatesError> {
         let entered = cursor.entered();
-        let effective = io::select(&state.io.input_path, input, "InputPath")?;
+        let effective = io::select(&state.io.input_path, input, vars, "InputPath")?;
         let context = self.context(name, entered, retry_count);
-        let effective =
-            io::apply_template(state.parameters.as_ref(), effective, &context, "Parameters")?;
+        let effective = io::apply_template(
+            state.parameters.as_ref(),
+            effective,
+            &context,
+            vars,
+            "Parameters",
+        )?;
         self.event(EventDetails::ParallelStateStarted {
             name: name.to_string(),
         });
+        let outer = vars.enclosing();
         let branches = state.branches.iter().enumerate().map(|(i, b)| {
             let key = inner_block(&cursor.block, name, retry_count, i);
-            self.run_block(b, key, effective.clone())
+            self.run_block(b, key, effective.clone(), outer.clone())
         });
         match futures::future::try_join_all(branches).await {
             Ok(results) => {
                 self.event(EventDetails::ParallelStateSucceeded {
                     name: name.to_string(),
                 });
-                finish_result(
-                    &state.handling,
-                    &state.io,
-                    input,
-                    Value::Array(results),
-                    &context,
-                )
+                let result = Value::Array(results);
+                finish_result(&state.handling, &state.io, input, result, &context, vars)
             }
             Err(e) => {
                 self.event(EventDetails::ParallelStateFailed {
@@ -594,10 +684,18 @@ impl Execution {
         state: &MapState,
         input: Value,
         cursor: &Cursor,
-    ) -> Result<Step, StatesError> {
-        let attempt = |retry_count| self.map_attempt(name, state, &input, cursor, retry_count);
-        self.with_handling(name, &state.handling, &state.transition, cursor, attempt)
-            .await
+        vars: &Variables,
+    ) -> Result<Exit, StatesError> {
+        let attempt =
+            |retry_count| self.map_attempt(name, state, &input, cursor, vars, retry_count);
+        let on = Handled {
+            name,
+            handling: &state.handling,
+            transition: &state.transition,
+            cursor,
+            vars,
+        };
+        self.with_handling(&on, attempt).await
     }
 
     async fn map_attempt(
@@ -606,28 +704,14 @@ impl Execution {
         state: &MapState,
         input: &Value,
         cursor: &Cursor,
+        vars: &Variables,
         retry_count: u32,
-    ) -> Result<Value, StatesError> {
+    ) -> Result<Completed, StatesError> {
         let entered = cursor.entered();
-        let effective = io::select(&state.io.input_path, input, "InputPath")?;
+        let effective = io::select(&state.io.input_path, input, vars, "InputPath")?;
         let context = self.context(name, entered, retry_count);
-        let items = match state.items_path.select(&effective, &context) {
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                return Err(StatesError::runtime(format!(
-                    "ItemsPath {:?} must select an array, got {}",
-                    state.items_path.as_str(),
-                    type_name(&other)
-                )));
-            }
-            None => {
-                return Err(StatesError::runtime(format!(
-                    "Invalid path '{}' : No results for path in ItemsPath",
-                    state.items_path.as_str()
-                )));
-            }
-        };
-        let limits = MapLimits::resolve(state, &effective, items.len())?;
+        let items = map_items_of(&state.items_path, &effective, &context, vars)?;
+        let limits = MapLimits::resolve(state, &effective, vars, items.len())?;
         self.event(EventDetails::MapStateStarted {
             name: name.to_string(),
             length: items.len(),
@@ -637,6 +721,8 @@ impl Execution {
             state,
             effective: &effective,
             context: &context,
+            vars,
+            outer: vars.enclosing(),
             block: &cursor.block,
             retry_count,
         };
@@ -645,13 +731,8 @@ impl Execution {
                 self.event(EventDetails::MapStateSucceeded {
                     name: name.to_string(),
                 });
-                finish_result(
-                    &state.handling,
-                    &state.io,
-                    input,
-                    Value::Array(results),
-                    &context,
-                )
+                let result = Value::Array(results);
+                finish_result(&state.handling, &state.io, input, result, &context, vars)
             }
             Err(e) => {
                 self.event(EventDetails::MapStateFailed {
@@ -713,7 +794,7 @@ impl Execution {
             Some(selector) => {
                 let mut item_context = run.context.clone();
                 item_context["Map"] = json!({"Item": {"Index": index, "Value": item}});
-                selector.evaluate(run.effective, &item_context, "ItemSelector")?
+                selector.evaluate(run.effective, &item_context, run.vars, "ItemSelector")?
             }
             None => item,
         };
@@ -722,7 +803,10 @@ impl Execution {
             index,
         });
         let key = inner_block(run.block, name, run.retry_count, index);
-        let result = self.run_block(&state.processor, key, item_input).await;
+        let outer = run.outer.clone();
+        let result = self
+            .run_block(&state.processor, key, item_input, outer)
+            .await;
         match &result {
             Ok(_) => self.event(EventDetails::MapIterationSucceeded {
                 name: name.to_string(),
@@ -742,16 +826,14 @@ impl Execution {
     /// the next retry is due are checkpointed, so a resumed state keeps them.
     pub(crate) async fn with_handling<F, Fut>(
         &self,
-        name: &str,
-        handling: &ResultHandling,
-        transition: &Transition,
-        cursor: &Cursor,
+        on: &Handled<'_>,
         mut attempt: F,
-    ) -> Result<Step, StatesError>
+    ) -> Result<Exit, StatesError>
     where
         F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Result<Value, StatesError>>,
+        Fut: Future<Output = Result<Completed, StatesError>>,
     {
+        let (name, handling, cursor) = (on.name, on.handling, on.cursor);
         let progress = cursor.retry();
         let mut attempts = progress.attempts;
         attempts.resize(handling.retry.len(), 0);
@@ -761,7 +843,7 @@ impl Execution {
         }
         loop {
             let error = match attempt(retry_count).await {
-                Ok(output) => return Ok(step(transition, output)),
+                Ok(done) => return Ok(Exit::new(step(on.transition, done.output), done.assigned)),
                 Err(e) if e.is_terminal() => return Err(e),
                 Err(e) => e,
             };
@@ -790,24 +872,56 @@ impl Execution {
                 Box::pin(tokio::time::sleep(self.inner.clock.until(due))).await;
                 continue;
             }
-            let Some(catcher) = handling
-                .catch
-                .iter()
-                .find(|c| error::error_equals_matches(&c.error_equals, &error))
-            else {
-                return Err(error);
-            };
-            debug!(state = %name, error = %error.error, next = %catcher.next, "error caught");
-            self.event(EventDetails::StateCaught {
-                name: name.to_string(),
-                error: error.error.clone(),
-                next: catcher.next.clone(),
-            });
-            let output =
-                io::place_result(&catcher.result_path, &cursor.input(), error.to_output())?;
-            return Ok(Step::Next(catcher.next.clone(), output));
+            return self.catch(on, error, retry_count);
         }
     }
+
+    /// Hands an error that no retrier resolved to the first matching Catcher, whose `Assign`
+    /// (with `$` the error output) replaces the state's own.
+    fn catch(
+        &self,
+        on: &Handled<'_>,
+        error: StatesError,
+        retry_count: u32,
+    ) -> Result<Exit, StatesError> {
+        let Some(catcher) = on
+            .handling
+            .catch
+            .iter()
+            .find(|c| error::error_equals_matches(&c.error_equals, &error))
+        else {
+            return Err(error);
+        };
+        debug!(state = %on.name, error = %error.error, next = %catcher.next, "error caught");
+        self.event(EventDetails::StateCaught {
+            name: on.name.to_string(),
+            error: error.error.clone(),
+            next: catcher.next.clone(),
+        });
+        let error_output = error.to_output();
+        let assigned = self.assign_with_context(
+            catcher.assign.as_ref(),
+            &error_output,
+            on.name,
+            on.cursor.entered(),
+            retry_count,
+            on.vars,
+        )?;
+        let output = io::place_result(&catcher.result_path, &on.cursor.input(), error_output)?;
+        Ok(Exit::new(
+            Step::Next(catcher.next.clone(), output),
+            assigned,
+        ))
+    }
+}
+
+/// A Task, Parallel or Map state as its Retry and Catch rules see it.
+pub(crate) struct Handled<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) handling: &'a ResultHandling,
+    pub(crate) transition: &'a Transition,
+    pub(crate) cursor: &'a Cursor,
+    pub(crate) vars: &'a Variables,
 }
 
 impl From<Result<Value, StatesError>> for Outcome {
@@ -892,31 +1006,35 @@ fn notify(inner: &Inner, handle: &ExecutionHandle, arn: &str, status: ExecutionS
     });
 }
 
-/// ResultSelector → ResultPath → OutputPath.
+/// `Assign` (from the raw result) beside ResultSelector → ResultPath → OutputPath.
 pub(crate) fn finish_result(
     handling: &ResultHandling,
     io_paths: &Io,
     raw_input: &Value,
     result: Value,
     context: &Value,
-) -> Result<Value, StatesError> {
+    vars: &Variables,
+) -> Result<Completed, StatesError> {
+    let assigned = assign::evaluate(handling.assign.as_ref(), &result, context, vars)?;
     let selected = io::apply_template(
         handling.result_selector.as_ref(),
         result,
         context,
+        vars,
         "ResultSelector",
     )?;
     let placed = io::place_result(&handling.result_path, raw_input, selected)?;
-    io::select(&io_paths.output_path, &placed, "OutputPath")
+    let output = io::select(&io_paths.output_path, &placed, vars, "OutputPath")?;
+    Ok(Completed { output, assigned })
 }
 
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     ((to - from).num_milliseconds().max(0) as f64) / 1000.0
 }
 
-fn io_only(paths: &Io, input: &Value) -> Result<Value, StatesError> {
-    let effective = io::select(&paths.input_path, input, "InputPath")?;
-    io::select(&paths.output_path, &effective, "OutputPath")
+fn io_only(paths: &Io, input: &Value, vars: &Variables) -> Result<Value, StatesError> {
+    let effective = io::select(&paths.input_path, input, vars, "InputPath")?;
+    io::select(&paths.output_path, &effective, vars, "OutputPath")
 }
 
 fn annotate(mut error: StatesError, state: &str, entered_id: usize) -> StatesError {
@@ -946,19 +1064,27 @@ fn check_size(output: &Value, state: &str) -> Result<(), StatesError> {
 pub(crate) fn select_required(
     path: &Path,
     input: &Value,
+    vars: &Variables,
     field: &str,
 ) -> Result<Value, StatesError> {
-    path.select(input, &Value::Null).ok_or_else(|| {
-        StatesError::runtime(format!(
-            "Invalid path '{}' : No results for path in {field}",
-            path.as_str()
-        ))
+    path.select(input, &Value::Null, vars).ok_or_else(|| {
+        path.unassigned(vars, field).unwrap_or_else(|| {
+            StatesError::runtime(format!(
+                "Invalid path '{}' : No results for path in {field}",
+                path.as_str()
+            ))
+        })
     })
 }
 
-/// A non-negative integer number of seconds read from the state's input.
-pub(crate) fn seconds_at(path: &Path, input: &Value, field: &str) -> Result<u64, StatesError> {
-    let value = select_required(path, input, field)?;
+/// A non-negative integer number of seconds read from the state's input or a variable.
+pub(crate) fn seconds_at(
+    path: &Path,
+    input: &Value,
+    vars: &Variables,
+    field: &str,
+) -> Result<u64, StatesError> {
+    let value = select_required(path, input, vars, field)?;
     value.as_u64().ok_or_else(|| {
         StatesError::runtime(format!(
             "the value {value} at {field} {:?} must be a non-negative integer",
@@ -967,12 +1093,55 @@ pub(crate) fn seconds_at(path: &Path, input: &Value, field: &str) -> Result<u64,
     })
 }
 
+fn timestamp_at(
+    path: &Path,
+    input: &Value,
+    vars: &Variables,
+) -> Result<DateTime<Utc>, StatesError> {
+    let value = select_required(path, input, vars, "TimestampPath")?;
+    let when = value.as_str().and_then(choice::parse_timestamp);
+    when.map(|t| t.to_utc()).ok_or_else(|| {
+        StatesError::runtime(format!(
+            "the value {value} at TimestampPath {:?} is not an RFC 3339 timestamp",
+            path.as_str()
+        ))
+    })
+}
+
+/// The items of a Map state: its ItemsPath (on the effective input, the context object or a
+/// variable) must select an array.
+fn map_items_of(
+    items_path: &Path,
+    effective: &Value,
+    context: &Value,
+    vars: &Variables,
+) -> Result<Vec<Value>, StatesError> {
+    match items_path.select(effective, context, vars) {
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(StatesError::runtime(format!(
+            "ItemsPath {:?} must select an array, got {}",
+            items_path.as_str(),
+            type_name(&other)
+        ))),
+        None => Err(items_path.unassigned(vars, "ItemsPath").unwrap_or_else(|| {
+            StatesError::runtime(format!(
+                "Invalid path '{}' : No results for path in ItemsPath",
+                items_path.as_str()
+            ))
+        })),
+    }
+}
+
 /// One attempt of a Map state, as its iterations see it.
 struct MapRun<'a> {
     name: &'a str,
     state: &'a MapState,
     effective: &'a Value,
     context: &'a Value,
+    /// The Map state's variables, for ItemSelector.
+    vars: &'a Variables,
+    /// What each iteration sees of the variables around it.
+    outer: Option<Arc<Variables>>,
     /// The block the Map state is in.
     block: &'a str,
     retry_count: u32,
@@ -986,13 +1155,18 @@ struct MapLimits {
 }
 
 impl MapLimits {
-    fn resolve(state: &MapState, input: &Value, items: usize) -> Result<Self, StatesError> {
+    fn resolve(
+        state: &MapState,
+        input: &Value,
+        vars: &Variables,
+        items: usize,
+    ) -> Result<Self, StatesError> {
         let amount = |a: &Option<Amount>, field: &str| -> Result<Option<f64>, StatesError> {
             match a {
                 None => Ok(None),
                 Some(Amount::Fixed(n)) => Ok(Some(*n)),
                 Some(Amount::Path(p)) => {
-                    let value = select_required(p, input, field)?;
+                    let value = select_required(p, input, vars, field)?;
                     value
                         .as_f64()
                         .filter(|n| *n >= 0.0)

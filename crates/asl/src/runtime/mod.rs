@@ -27,7 +27,10 @@ use thiserror::Error;
 use tokio::sync::{Notify, broadcast};
 use tracing::info;
 
-pub use history::{EventDetails, HistoryEvent, MAX_HISTORY_EVENTS, Payload};
+pub use history::{
+    AssignedVariables, AssignedVariablesDetails, EventDetails, HistoryEvent, MAX_HISTORY_EVENTS,
+    Payload,
+};
 pub use store::StoreError;
 
 use crate::definition::{self, IntegrationPattern, LoadError, StateMachine};

@@ -1,6 +1,7 @@
-//! Task states: one attempt runs InputPath → Parameters → handler → ResultSelector → ResultPath
-//! → OutputPath; the handler is awaited directly (RequestResponse, Sync) or the task waits for a
-//! callback with its token (WaitForTaskToken), under TimeoutSeconds and HeartbeatSeconds.
+//! Task states: one attempt runs InputPath → Parameters → handler → ResultSelector (and Assign)
+//! → ResultPath → OutputPath; the handler is awaited directly (RequestResponse, Sync) or the task
+//! waits for a callback with its token (WaitForTaskToken), under TimeoutSeconds and
+//! HeartbeatSeconds.
 //!
 //! A durable engine commits a `.waitForTaskToken` attempt's token and start time before the
 //! handler sees the token, so after a restart the task waits for the same token, with its
@@ -17,7 +18,7 @@ use tracing::{debug, trace};
 
 use super::checkpoint::{Cursor, TaskProgress};
 use super::history::{self, EventDetails, Payload};
-use super::interpreter::{Execution, Step, finish_result, seconds_at};
+use super::interpreter::{Completed, Execution, Exit, Handled, finish_result, seconds_at};
 use super::nested;
 use super::store::Op;
 use super::tokens::{Callback, Inbox, TokenGuard};
@@ -25,6 +26,7 @@ use super::{TaskCall, TaskFailure, TaskHandler};
 use crate::definition::{IntegrationPattern, Seconds, TaskState};
 use crate::error::{HEARTBEAT_TIMEOUT, StatesError, TIMEOUT};
 use crate::io;
+use crate::variables::Variables;
 
 /// What an attempt needs once it is prepared.
 struct Prepared {
@@ -57,10 +59,17 @@ impl Execution {
         name: &str,
         task: &TaskState,
         cursor: &Cursor,
-    ) -> Result<Step, StatesError> {
-        let attempt = |retry_count| self.task_attempt(name, task, cursor, retry_count);
-        self.with_handling(name, &task.handling, &task.transition, cursor, attempt)
-            .await
+        vars: &Variables,
+    ) -> Result<Exit, StatesError> {
+        let attempt = |retry_count| self.task_attempt(name, task, cursor, vars, retry_count);
+        let on = Handled {
+            name,
+            handling: &task.handling,
+            transition: &task.transition,
+            cursor,
+            vars,
+        };
+        self.with_handling(&on, attempt).await
     }
 
     async fn task_attempt(
@@ -68,13 +77,14 @@ impl Execution {
         name: &str,
         task: &TaskState,
         cursor: &Cursor,
+        vars: &Variables,
         retry_count: u32,
-    ) -> Result<Value, StatesError> {
+    ) -> Result<Completed, StatesError> {
         let Prepared {
             parameters,
             timers,
             mut token,
-        } = Box::pin(self.prepare(name, task, cursor, retry_count)).await?;
+        } = Box::pin(self.prepare(name, task, cursor, vars, retry_count)).await?;
         let result = if nested::is_builtin(&task.base_resource) {
             let nested =
                 self.start_execution_task(task, parameters, token.as_mut(), &timers, cursor);
@@ -96,7 +106,8 @@ impl Execution {
         };
         self.record_result(task, &result);
         let context = self.task_context(name, cursor, retry_count, token.as_ref());
-        finish_result(&task.handling, &task.io, &cursor.input(), result?, &context)
+        let input = cursor.input();
+        finish_result(&task.handling, &task.io, &input, result?, &context, vars)
     }
 
     /// InputPath, the timers, the token and Parameters of one attempt, and its `TaskScheduled`.
@@ -105,20 +116,26 @@ impl Execution {
         name: &str,
         task: &TaskState,
         cursor: &Cursor,
+        vars: &Variables,
         retry_count: u32,
     ) -> Result<Prepared, StatesError> {
-        let effective = io::select(&task.io.input_path, &cursor.input(), "InputPath")?;
+        let effective = io::select(&task.io.input_path, &cursor.input(), vars, "InputPath")?;
         let timers = Timers {
-            timeout: resolve_seconds(&task.timeout, &effective, "TimeoutSecondsPath")?,
-            heartbeat: resolve_seconds(&task.heartbeat, &effective, "HeartbeatSecondsPath")?,
+            timeout: resolve_seconds(&task.timeout, &effective, vars, "TimeoutSecondsPath")?,
+            heartbeat: resolve_seconds(&task.heartbeat, &effective, vars, "HeartbeatSecondsPath")?,
         };
         let token = match task.pattern {
             IntegrationPattern::WaitForTaskToken => Some(self.open_token(cursor).await),
             _ => None,
         };
         let context = self.task_context(name, cursor, retry_count, token.as_ref());
-        let parameters =
-            io::apply_template(task.parameters.as_ref(), effective, &context, "Parameters")?;
+        let parameters = io::apply_template(
+            task.parameters.as_ref(),
+            effective,
+            &context,
+            vars,
+            "Parameters",
+        )?;
         // A resumed attempt that already handed its work off was scheduled before the restart.
         let resumed = token.as_ref().is_some_and(|t| t.resumed) || cursor.resumed_child().is_some();
         if !resumed {
@@ -401,12 +418,13 @@ fn heartbeat_timed_out(timers: &Timers) -> StatesError {
 fn resolve_seconds(
     seconds: &Option<Seconds>,
     input: &Value,
+    vars: &Variables,
     field: &str,
 ) -> Result<Option<u64>, StatesError> {
     match seconds {
         None => Ok(None),
         Some(Seconds::Fixed(n)) => Ok(Some(*n)),
-        Some(Seconds::Path(path)) => match seconds_at(path, input, field)? {
+        Some(Seconds::Path(path)) => match seconds_at(path, input, vars, field)? {
             0 => Err(StatesError::runtime(format!(
                 "{field} {:?} must be a positive integer, got 0",
                 path.as_str()

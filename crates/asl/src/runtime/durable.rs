@@ -209,7 +209,7 @@ fn restore(inner: &Arc<Inner>, loaded: Loaded, path: &str) -> Result<(), StoreEr
             description,
             history,
         )));
-        lock(&inner.executions).insert(row.arn.clone(), Arc::clone(&handle));
+        lock(&inner.executions).insert(Arc::clone(&handle.arn), Arc::clone(&handle));
         if status.is_terminal() {
             continue;
         }

@@ -16,10 +16,11 @@ use serde_json::value::RawValue;
 
 /// A JSON document in an event, kept as its compact text. An execution's history holds a copy
 /// of every state's input and output; as text a small document costs its length, where a parsed
-/// object costs a tree node of over 600 bytes. It serializes as the JSON it holds.
+/// object costs a tree node of over 600 bytes. Clones share the text (a state's entered event
+/// and its checkpoint hold the same input). It serializes as the JSON it holds.
 #[derive(Clone, Serialize)]
 #[serde(transparent)]
-pub struct Payload(Box<RawValue>);
+pub struct Payload(Arc<RawValue>);
 
 /// Read as a JSON value, then kept as text: events and checkpoints are tagged enums, which serde
 /// reads through a buffer that cannot hand out raw text.
@@ -32,7 +33,11 @@ impl<'de> Deserialize<'de> for Payload {
 impl Payload {
     pub fn new(value: &Value) -> Payload {
         let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
-        Payload(RawValue::from_string(text).expect("serde_json writes valid JSON"))
+        Payload(
+            RawValue::from_string(text)
+                .expect("serde_json writes valid JSON")
+                .into(),
+        )
     }
 
     /// The compact JSON text.
@@ -116,7 +121,7 @@ impl HistoryEvent {
 pub enum EventDetails {
     ExecutionStarted {
         input: Payload,
-        role_arn: String,
+        role_arn: Arc<str>,
     },
     ExecutionSucceeded {
         output: Payload,

@@ -113,7 +113,7 @@ impl Execution {
         let (arn, start_time) = {
             let record = handle.lock();
             let d = &record.description;
-            (Arc::from(d.execution_arn.as_str()), d.start_date)
+            (Arc::clone(&handle.arn), d.start_date)
         };
         let span = info_span!("execution", execution = %arn);
         let execution = Arc::new(Execution {
@@ -264,11 +264,8 @@ impl Execution {
         recorded
     }
 
-    fn role_arn(&self) -> String {
-        format!(
-            "arn:aws:iam::{}:role/wme-local-states",
-            self.inner.config.account
-        )
+    fn role_arn(&self) -> Arc<str> {
+        Arc::clone(&self.inner.role_arn)
     }
 
     /// The context object (`$$`) as a state sees it; `null` for a state that never reads it
@@ -286,7 +283,7 @@ impl Execution {
                 "Id": &*self.arn,
                 "Input": input,
                 "Name": execution_name,
-                "RoleArn": self.role_arn(),
+                "RoleArn": &*self.role_arn(),
                 "StartTime": format_time(self.start_time),
                 "RedriveCount": 0
             },

@@ -251,6 +251,8 @@ impl ExecutionRecord {
 /// Shared handle on a running or finished execution.
 #[derive(Debug)]
 pub(crate) struct ExecutionHandle {
+    /// The execution's ARN, shared by the engine's index and the running execution.
+    pub(crate) arn: Arc<str>,
     // A std Mutex: updates are short and never held across an await.
     pub(crate) record: Mutex<ExecutionRecord>,
     /// Set once the execution's end is announced (for a durable engine: committed).
@@ -265,6 +267,7 @@ impl ExecutionHandle {
     pub(crate) fn new(record: ExecutionRecord) -> Self {
         let finished = AtomicBool::new(record.description.status.is_terminal());
         Self {
+            arn: record.description.execution_arn.as_str().into(),
             record: Mutex::new(record),
             finished,
             ended: Notify::new(),
@@ -354,8 +357,11 @@ pub(crate) struct Inner {
     // RwLock: handlers and machines are read on every task/start and written rarely.
     pub(crate) handlers: RwLock<HashMap<String, Arc<dyn TaskHandler>>>,
     pub(crate) machines: RwLock<HashMap<String, Arc<MachineRecord>>>,
-    pub(crate) executions: Mutex<HashMap<String, Arc<ExecutionHandle>>>,
+    // Keyed by the handle's own ARN text.
+    pub(crate) executions: Mutex<HashMap<Arc<str>, Arc<ExecutionHandle>>>,
     pub(crate) tokens: Arc<TokenRegistry>,
+    /// The role every execution reports running as, shared by their histories.
+    pub(crate) role_arn: Arc<str>,
     pub(crate) events: broadcast::Sender<ExecutionEvent>,
     /// The SQLite store of a durable engine; `None` keeps everything in memory.
     pub(crate) store: Option<Store>,
@@ -366,6 +372,7 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn new(config: EngineConfig, store: Option<Store>) -> Inner {
+        let role_arn = format!("arn:aws:iam::{}:role/wme-local-states", config.account).into();
         let (events, _) = broadcast::channel(1024);
         Inner {
             clock: Clock::new(config.time_scale),
@@ -374,6 +381,7 @@ impl Inner {
             machines: RwLock::default(),
             executions: Mutex::default(),
             tokens: Arc::default(),
+            role_arn,
             events,
             store,
             next_definition_id: AtomicI64::new(1),
@@ -501,7 +509,7 @@ impl Engine {
         let arn = self.inner.execution_arn(&machine.name, &name);
         let handle = {
             let mut executions = lock(&self.inner.executions);
-            if let Some(existing) = executions.get(&arn) {
+            if let Some(existing) = executions.get(arn.as_str()) {
                 let record = existing.lock();
                 let same = record.input() == input
                     && record.description.status == ExecutionStatus::Running;
@@ -512,7 +520,7 @@ impl Engine {
                 };
             }
             let handle = Arc::new(self.new_handle(&arn, &machine, &name, input));
-            executions.insert(arn.clone(), Arc::clone(&handle));
+            executions.insert(Arc::clone(&handle.arn), Arc::clone(&handle));
             handle
         };
         self.persist_execution(&handle, &machine);

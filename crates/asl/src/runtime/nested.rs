@@ -408,7 +408,7 @@ struct ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let running = lock(&self.inner.executions)
-            .get(&self.child)
+            .get(self.child.as_str())
             .is_some_and(|h| h.lock().description.status == ExecutionStatus::Running);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;

@@ -17,6 +17,7 @@ pub mod definition;
 pub mod error;
 pub mod intrinsic;
 pub mod io;
+pub mod nesting;
 pub mod path;
 pub mod runtime;
 pub mod template;

@@ -288,9 +288,42 @@ fn split_root(source: &str) -> Result<(Root, String), PathError> {
     Ok((Root::Variable { name_len }, format!("${tail}")))
 }
 
+/// Brackets and parentheses a path may nest: the JSONPath parser recurses once per level.
+const MAX_PATH_NESTING: usize = 64;
+
 fn parse_query(source: &str, data_path: &str) -> Result<JsonPath, PathError> {
+    if bracket_depth(data_path) > MAX_PATH_NESTING {
+        return Err(PathError::new(
+            source,
+            format!("brackets and parentheses nest more than {MAX_PATH_NESTING} levels deep"),
+        ));
+    }
     let normalized = normalize_dot_names(data_path);
     JsonPath::parse(&normalized).map_err(|e| PathError::new(source, e.to_string()))
+}
+
+/// The deepest nesting of `[`/`(` outside quoted strings.
+fn bracket_depth(path: &str) -> usize {
+    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0usize, None, false);
+    for c in path.chars() {
+        match (quote, c) {
+            (Some(_), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[' | '(') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | ')') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        escaped = false;
+    }
+    deepest
 }
 
 /// Parses a definite path into segments. `Ok(None)`: well-formed start but not definite.
@@ -631,5 +664,17 @@ mod tests {
     fn malformed_query_is_an_error_naming_the_path() {
         let err = Path::parse("$.a[?(@.x ==)]").unwrap_err();
         assert_eq!(err.path, "$.a[?(@.x ==)]");
+    }
+
+    #[test]
+    fn a_path_nested_too_deeply_is_refused_before_it_is_parsed() {
+        let deep = format!("$[?{}@.a{}]", "(".repeat(5_000), ")".repeat(5_000));
+        let err = Path::parse(&deep).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("brackets and parentheses nest more than 64 levels deep"),
+            "{err}"
+        );
+        assert!(Path::parse("$[?(@.name == '((((')]").is_ok());
     }
 }

@@ -244,6 +244,7 @@ pub struct Assigned {
 impl Assigned {
     /// Adds a value, enforcing the per-variable and per-`Assign` size limits.
     pub fn push(&mut self, name: &str, value: Value) -> Result<(), StatesError> {
+        crate::nesting::check(&value, &format!("the value assigned to variable '{name}'"))?;
         let json = value.to_string();
         if json.len() > MAX_VARIABLE_BYTES {
             return Err(StatesError::new(

@@ -112,7 +112,7 @@ fn history(args: &OneArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the store without creating it and without resuming its running executions.
+/// Opens the store read-only: nothing is created, written or resumed, also while a run uses it.
 fn open_existing(path: &Path) -> anyhow::Result<Arc<Engine>> {
     if !path.exists() {
         bail!(
@@ -124,7 +124,7 @@ fn open_existing(path: &Path) -> anyhow::Result<Arc<Engine>> {
         bail!("execution store {} is not a file", path.display());
     }
     // The store's own error names the file and what is wrong with it.
-    Ok(Engine::open(EngineConfig::default(), path)?)
+    Ok(Engine::open_read_only(EngineConfig::default(), path)?)
 }
 
 /// Every execution of every state machine in the store, newest first.

@@ -32,9 +32,10 @@ impl Clock {
         self.wall_base + chrono::Duration::from_std(elapsed).unwrap_or_default()
     }
 
-    /// A definition's duration in seconds, scaled for this engine.
+    /// A definition's duration in seconds, scaled for this engine. Durations too long to
+    /// represent (a huge `SecondsPath` value, a retry backoff grown to infinity) mean "never".
     pub(crate) fn scaled(&self, seconds: f64) -> Duration {
-        Duration::from_secs_f64((seconds * self.time_scale).max(0.0))
+        Duration::try_from_secs_f64((seconds * self.time_scale).max(0.0)).unwrap_or(Duration::MAX)
     }
 
     /// The wall-clock deadline `seconds` (scaled) after `from`; deadlines are kept as wall-clock
@@ -51,9 +52,17 @@ impl Clock {
         (deadline - self.now()).to_std().unwrap_or(Duration::ZERO)
     }
 
-    /// The tokio instant of a wall-clock deadline.
+    /// The tokio instant of a wall-clock deadline; one too far to represent is about a century
+    /// away, which no execution outlives.
     pub(crate) fn instant_of(&self, deadline: DateTime<Utc>) -> Instant {
-        Instant::now() + self.until(deadline)
+        self.instant_in(self.until(deadline))
+    }
+
+    /// The tokio instant `delay` from now, saturating like [`Clock::instant_of`].
+    pub(crate) fn instant_in(&self, delay: Duration) -> Instant {
+        let now = Instant::now();
+        now.checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
     }
 }
 
@@ -65,6 +74,17 @@ pub(crate) fn format_time(time: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_too_long_to_represent_saturate_instead_of_panicking() {
+        let clock = Clock::new(1.0);
+        assert_eq!(clock.scaled(f64::INFINITY), Duration::MAX);
+        assert_eq!(clock.scaled(1.9e19), Duration::MAX);
+        assert_eq!(clock.scaled(f64::NAN), Duration::ZERO);
+        let never = clock.deadline(clock.now(), 1e300);
+        assert_eq!(never, DateTime::<Utc>::MAX_UTC);
+        assert!(clock.instant_of(never) > Instant::now() + Duration::from_secs(86_400 * 365));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn now_advances_with_tokio_time() {

@@ -57,6 +57,21 @@ impl Engine {
         Ok(Arc::new(Engine { inner }))
     }
 
+    /// Reads a durable engine's file without writing to it or resuming anything: for looking
+    /// at executions (list, describe, history), also while another process runs them. The
+    /// engine it returns keeps what it read in memory; it runs nothing it read.
+    pub fn open_read_only(
+        config: super::EngineConfig,
+        path: impl AsRef<Path>,
+    ) -> Result<Arc<Engine>, StoreError> {
+        let loaded = Store::read_only(path.as_ref())?;
+        let shown = path.as_ref().display().to_string();
+        let inner = Arc::new(Inner::new(config, None));
+        restore(&inner, loaded, &shown)?;
+        lock(&inner.restored).pending.clear();
+        Ok(Arc::new(Engine { inner }))
+    }
+
     /// Restarts every execution that was running when the store was last written, each from
     /// its last committed checkpoint; returns how many. Call it once the task handlers are
     /// registered. Does nothing for a memory-only engine or when called again.

@@ -31,6 +31,7 @@ use crate::error::{
     self, DATA_LIMIT_EXCEEDED, EXCEED_TOLERATED_FAILURE_THRESHOLD, NO_CHOICE_MATCHED, StatesError,
 };
 use crate::io;
+use crate::nesting;
 use crate::path::{Path, type_name};
 use crate::variables::{Assigned, BlockVariables, Scope, Variables};
 
@@ -795,6 +796,7 @@ impl Execution {
             }
             None => item,
         };
+        nesting::check(&item_input, &format!("the input of iteration {index} of Map '{name}'"))?;
         self.event(EventDetails::MapIterationStarted {
             name: name.to_string(),
             index,
@@ -1046,6 +1048,7 @@ fn annotate(mut error: StatesError, state: &str, entered_id: usize) -> StatesErr
 }
 
 fn check_size(output: &Value, state: &str) -> Result<(), StatesError> {
+    nesting::check(output, &format!("the output of state '{state}'"))?;
     let size = output.to_string().len();
     if size > MAX_PAYLOAD_BYTES {
         return Err(StatesError::new(

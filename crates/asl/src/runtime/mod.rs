@@ -506,6 +506,12 @@ impl Engine {
                 "input has {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
             )));
         }
+        if crate::nesting::too_deep(&input) {
+            return Err(StartError::InvalidInput(format!(
+                "input nests arrays and objects more than {} levels deep, more than this engine keeps",
+                crate::nesting::MAX_NESTING
+            )));
+        }
         let arn = self.inner.execution_arn(&machine.name, &name);
         let handle = {
             let mut executions = lock(&self.inner.executions);
@@ -556,6 +562,12 @@ impl Engine {
         if size > MAX_PAYLOAD_BYTES {
             return Err(CallbackError::InvalidOutput(format!(
                 "invalid output: {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"
+            )));
+        }
+        if crate::nesting::too_deep(&output) {
+            return Err(CallbackError::InvalidOutput(format!(
+                "invalid output: it nests arrays and objects more than {} levels deep",
+                crate::nesting::MAX_NESTING
             )));
         }
         self.deliver(token, Callback::Success(output))

@@ -43,7 +43,22 @@ pub enum StoreError {
     },
     #[error("the execution store writer stopped: {0}")]
     Writer(String),
+    #[error(
+        "the execution store {path} is in use by another process (one process at a time may run \
+         its executions; `wme executions` commands can read it meanwhile)"
+    )]
+    InUse { path: String },
+    #[error("{path} is not an execution store: it has no {table} table")]
+    NotAStore { path: String, table: &'static str },
+    #[error("cannot lock the execution store {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
 }
+
+/// The tables every store has.
+const TABLES: [&str; 5] = ["definitions", "executions", "events", "checkpoints", "tokens"];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS definitions (
@@ -180,6 +195,9 @@ pub(crate) struct TokenRow {
 /// Handle on the writer thread.
 pub(crate) struct Store {
     path: String,
+    /// Held for the store's lifetime: two processes resuming the same executions would run
+    /// each of their steps twice.
+    _lock: std::fs::File,
     // A std channel: the writer is a plain thread that blocks on it between commits.
     tx: Option<std_mpsc::Sender<Message>>,
     writer: Option<JoinHandle<()>>,
@@ -199,6 +217,7 @@ impl Store {
             path: shown.clone(),
             source,
         };
+        let lock = lock_exclusive(path, &shown)?;
         let conn = Connection::open(path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
@@ -225,6 +244,7 @@ impl Store {
         info!(path = %shown, "execution store opened");
         let store = Store {
             path: shown,
+            _lock: lock,
             tx: Some(tx),
             writer: Some(writer),
         };
@@ -233,6 +253,38 @@ impl Store {
 
     pub(crate) fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Reads an existing store without writing to it, even while another process runs it.
+    pub(crate) fn read_only(path: &Path) -> Result<Loaded, StoreError> {
+        let shown = path.display().to_string();
+        let open_err = |source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        for table in TABLES {
+            let found: bool = conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |row| row.get(0),
+                )
+                .map_err(open_err)?;
+            if !found {
+                return Err(StoreError::NotAStore {
+                    path: shown.clone(),
+                    table,
+                });
+            }
+        }
+        load(&conn).map_err(|source| StoreError::Read {
+            path: shown,
+            source,
+        })
     }
 
     fn send(&self, op: Op, ack: Ack) -> bool {
@@ -282,6 +334,29 @@ impl Drop for Store {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+    }
+}
+
+/// An exclusive lock on the store's file, or [`StoreError::InUse`] if another process has it.
+/// It is an advisory `flock`, apart from SQLite's own locks, so readers are not kept out.
+fn lock_exclusive(path: &Path, shown: &str) -> Result<std::fs::File, StoreError> {
+    let lock_err = |source| StoreError::Lock {
+        path: shown.to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(lock_err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: shown.to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(lock_err(e)),
     }
 }
 

@@ -136,6 +136,7 @@ impl Execution {
             vars,
             "Parameters",
         )?;
+        crate::nesting::check(&parameters, &format!("the parameters of task '{name}'"))?;
         // A resumed attempt that already handed its work off was scheduled before the restart.
         let resumed = token.as_ref().is_some_and(|t| t.resumed) || cursor.resumed_child().is_some();
         if !resumed {
@@ -347,7 +348,7 @@ impl Execution {
                 callback = callbacks.recv() => match callback {
                     Callback::Heartbeat => {
                         debug!(token = %guard.token(), "task heartbeat");
-                        heartbeat_deadline = heartbeat.map(|d| Instant::now() + d);
+                        heartbeat_deadline = heartbeat.map(|d| self.inner.clock.instant_in(d));
                     }
                     done => return completed(done),
                 },

@@ -28,5 +28,5 @@ pub use error::StatesError;
 pub use runtime::{
     AssignedVariables, AssignedVariablesDetails, CallbackError, Engine, EngineConfig, EventDetails,
     ExecutionDescription, ExecutionEvent, ExecutionStatus, HistoryEvent, Payload, StartError,
-    StopError, StoreError, TaskCall, TaskFailure, TaskHandler,
+    StopError, StoreError, TaskCall, TaskFailure, TaskHandler, validate_definition,
 };

@@ -127,11 +127,18 @@ fn reading_a_database_that_is_not_a_store_says_so_and_changes_nothing() {
     let err = result.err().expect("not a store");
     assert_eq!(
         err.to_string(),
-        format!("{} is not an execution store: it has no definitions table", path.display())
+        format!(
+            "{} is not an execution store: it has no definitions table",
+            path.display()
+        )
     );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(tables, 1, "no table was added");
 }

@@ -140,7 +140,7 @@ fn check(
     let unresolved = definition::substitute(&mut value, substitutions)
         .err()
         .unwrap_or_default();
-    let parsed = definition::parse_definition(&value, &|_| true);
+    let parsed = wme_asl::validate_definition(&value, &|_| true);
     let mut problems = unresolved.clone();
     match parsed {
         Ok(machine) if unresolved.is_empty() => return Ok(machine),
@@ -204,23 +204,60 @@ async fn execute(
         time_scale: args.time_scale,
         ..EngineConfig::default()
     };
-    let engine = match &args.db {
+    let (engine, resumed) = match &args.db {
         Some(path) => open_durable(config, path)?,
-        None => Engine::new(config),
+        None => (Engine::new(config), 0),
     };
+    let started = tokio::time::Instant::now();
     let description = run_on(&engine, args, definition, substitutions, input).await?;
-    // Everything the execution recorded is on disk before the process exits.
+    if resumed > 0 {
+        let left = Duration::from_secs(args.timeout_secs).saturating_sub(started.elapsed());
+        finish_resumed(&engine, resumed, left).await;
+    }
+    // Everything the executions recorded is on disk before the process exits.
     engine.flush().await;
     Ok(description)
 }
 
-/// A durable engine on `path`. Executions a killed earlier run left running resume: `states
-/// run` registers no handlers, and the definitions it accepts need none.
-fn open_durable(config: EngineConfig, path: &Path) -> anyhow::Result<Arc<Engine>> {
+/// Waits, within `limit`, for the executions an earlier run left running and this one resumed,
+/// so that they are not abandoned again; says on stderr what it waits for and what is left.
+async fn finish_resumed(engine: &Engine, resumed: usize, limit: Duration) {
+    eprintln!("wme: waiting for {resumed} execution(s) an earlier run left running in --db");
+    let running: Vec<String> = engine
+        .list_state_machines()
+        .iter()
+        .flat_map(|machine| engine.list_executions(machine))
+        .filter(|d| d.status == ExecutionStatus::Running)
+        .map(|d| d.execution_arn)
+        .collect();
+    let all = async {
+        for arn in &running {
+            engine.wait_for_execution(arn).await;
+        }
+    };
+    if tokio::time::timeout(limit, all).await.is_err() {
+        let still = running
+            .iter()
+            .filter(|arn| {
+                engine
+                    .describe_execution(arn)
+                    .is_some_and(|d| d.status == ExecutionStatus::Running)
+            })
+            .count();
+        eprintln!(
+            "wme: {still} of them had not finished within --timeout-secs; they resume with the \
+             next run on this file"
+        );
+    }
+}
+
+/// A durable engine on `path` and how many executions it resumed: those a killed earlier run
+/// left running. `states run` registers no handlers, and the definitions it accepts need none.
+fn open_durable(config: EngineConfig, path: &Path) -> anyhow::Result<(Arc<Engine>, usize)> {
     let engine = Engine::open(config, path)
         .with_context(|| format!("cannot open --db {}", path.display()))?;
-    engine.resume();
-    Ok(engine)
+    let resumed = engine.resume();
+    Ok((engine, resumed))
 }
 
 async fn run_on(

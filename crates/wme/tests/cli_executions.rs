@@ -337,3 +337,38 @@ fn wait_until_stored_running(db: &str, deadline: Instant) -> Value {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn a_second_run_on_a_store_in_use_is_refused_while_readers_still_read_it() {
+    let dir = scratch("in_use");
+    let file = write_definition(
+        &dir,
+        &json!({"StartAt": "Long", "States": {"Long": {"Type": "Wait", "Seconds": 3600, "Next": "After"},
+                "After": {"Type": "Pass", "End": true}}}),
+    );
+    let db = text(&dir.join("wme.db"));
+    let mut first = Command::new(env!("CARGO_BIN_EXE_wme"))
+        .args(["states", "run", &file, "--db", &db])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the wme binary starts");
+    let running = wait_until_stored_running(&db, Instant::now() + Duration::from_secs(30));
+
+    let second = wme(&["states", "run", &file, "--db", &db]);
+    let listed = wme(&["executions", "list", "--db", &db, "--json"]);
+    first.kill().expect("the first run can be killed");
+    first.wait().unwrap();
+
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "the execution store {db} is in use by another process"
+        )),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    assert_eq!(stdout_json(&listed)[0]["name"], running["name"]);
+}

@@ -450,3 +450,20 @@ fn running_an_invalid_definition_exits_2_listing_its_problems() {
     );
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn validate_checks_the_parameters_of_nested_executions_as_the_engine_does() {
+    let file = definition_file(
+        "nested_params",
+        &json!({"StartAt": "T", "States": {"T": {
+            "Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync",
+            "Parameters": {"Input": {}, "Foo": 1}, "End": true}}}),
+    );
+
+    let output = wme(&["states", "validate", &file]);
+
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.contains("/States/T/Parameters/Foo"), "{text}");
+    assert!(text.contains("StateMachineArn"), "{text}");
+}

@@ -796,7 +796,10 @@ impl Execution {
             }
             None => item,
         };
-        nesting::check(&item_input, &format!("the input of iteration {index} of Map '{name}'"))?;
+        nesting::check(
+            &item_input,
+            &format!("the input of iteration {index} of Map '{name}'"),
+        )?;
         self.event(EventDetails::MapIterationStarted {
             name: name.to_string(),
             index,

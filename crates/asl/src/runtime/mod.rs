@@ -463,10 +463,8 @@ impl Engine {
         let mut value: Value =
             serde_json::from_str(definition_json).map_err(|e| LoadError::Json(e.to_string()))?;
         definition::substitute(&mut value, substitutions).map_err(LoadError::Invalid)?;
-        let known =
-            |resource: &str| nested::is_builtin(resource) || self.inner.handler(resource).is_some();
-        let parsed = definition::parse_definition(&value, &known);
-        let machine = nested::check_parameters(&value, parsed).map_err(LoadError::Invalid)?;
+        let known = |resource: &str| self.inner.handler(resource).is_some();
+        let machine = validate_definition(&value, &known).map_err(LoadError::Invalid)?;
         let arn = format!(
             "arn:aws:states:{}:{}:stateMachine:{name}",
             self.inner.config.region, self.inner.config.account
@@ -646,6 +644,19 @@ impl Engine {
     pub fn subscribe(&self) -> broadcast::Receiver<ExecutionEvent> {
         self.inner.events.subscribe()
     }
+}
+
+/// Every check the engine makes when it loads a definition (after `${...}` substitution):
+/// the language, and the parameters of the integrations built into the engine. `resource_known`
+/// says whether a Task resource (without its integration-pattern suffix) has a handler; the
+/// built-in `states:startExecution` always does.
+pub fn validate_definition(
+    definition: &Value,
+    resource_known: &dyn Fn(&str) -> bool,
+) -> Result<StateMachine, Vec<definition::ValidationError>> {
+    let known = |resource: &str| nested::is_builtin(resource) || resource_known(resource);
+    let parsed = definition::parse_definition(definition, &known);
+    nested::check_parameters(definition, parsed)
 }
 
 fn valid_name(name: &str) -> bool {

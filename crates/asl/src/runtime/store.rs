@@ -58,7 +58,13 @@ pub enum StoreError {
 }
 
 /// The tables every store has.
-const TABLES: [&str; 5] = ["definitions", "executions", "events", "checkpoints", "tokens"];
+const TABLES: [&str; 5] = [
+    "definitions",
+    "executions",
+    "events",
+    "checkpoints",
+    "tokens",
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS definitions (
@@ -262,7 +268,8 @@ impl Store {
             path: shown.clone(),
             source,
         };
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;

@@ -11,7 +11,9 @@ use aws_sdk_iotdataplane::primitives::Blob;
 use tracing::debug;
 use wme_workflow::ports::{AgentAddress, DeviceChannel, Outbound, PortError};
 
-use crate::tokens::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, epoch_seconds_after, s, string_attr, unavailable};
+use crate::tokens::{
+    PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, epoch_seconds_after, s, string_attr, unavailable,
+};
 
 /// The sort key of an agent's address item.
 pub const AGENT_ADDRESS: &str = "agent";

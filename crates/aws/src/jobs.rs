@@ -53,7 +53,9 @@ impl Jobs for IotJobs {
             })?;
         let text = out.document().unwrap_or("{}");
         let document = serde_json::from_str(text).map_err(|e| {
-            PortError::Invalid(format!("job template `{template_id}` document is not json: {e}"))
+            PortError::Invalid(format!(
+                "job template `{template_id}` document is not json: {e}"
+            ))
         })?;
         Ok(JobTemplate {
             id: template_id.into(),
@@ -81,7 +83,12 @@ impl Jobs for IotJobs {
             .map_err(|e| match e.as_service_error() {
                 Some(se) if se.is_resource_not_found_exception() => PortError::NotFound {
                     kind: "job target",
-                    name: job.targets.iter().map(|t| t.arn()).collect::<Vec<_>>().join(", "),
+                    name: job
+                        .targets
+                        .iter()
+                        .map(|t| t.arn())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 },
                 Some(se) if se.is_invalid_request_exception() => {
                     PortError::Invalid(format!("{}", DisplayErrorContext(&e)))
@@ -156,7 +163,10 @@ fn aws_selection(selection: TargetSelection) -> AwsTargetSelection {
 }
 
 fn service<E: std::error::Error>(call: &str, error: E) -> PortError {
-    PortError::Unavailable(format!("iot {call} failed: {}", DisplayErrorContext(&error)))
+    PortError::Unavailable(format!(
+        "iot {call} failed: {}",
+        DisplayErrorContext(&error)
+    ))
 }
 
 #[cfg(test)]

@@ -161,8 +161,9 @@ impl TokenStore for DynamoTokenStore {
         if !self.command_exists(key).await? {
             return Ok(EventRecorded::UnknownCommand);
         }
-        let event = serde_json::to_string(outcome)
-            .map_err(|e| PortError::Invalid(format!("event of `{key}` is not serializable: {e}")))?;
+        let event = serde_json::to_string(outcome).map_err(|e| {
+            PortError::Invalid(format!("event of `{key}` is not serializable: {e}"))
+        })?;
         let Some(slot) = self.set_once(key, EVENT, event).await? else {
             return Ok(EventRecorded::Duplicate);
         };
@@ -240,8 +241,13 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub(crate) fn string_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+pub(crate) fn string_attr<'a>(
+    item: &'a HashMap<String, AttributeValue>,
+    name: &str,
+) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 pub(crate) fn epoch_seconds_after(ttl: Duration) -> u64 {
@@ -255,7 +261,10 @@ pub(crate) fn unavailable<E>(call: &str, error: E) -> PortError
 where
     E: std::error::Error,
 {
-    PortError::Unavailable(format!("dynamodb {call} failed: {}", DisplayErrorContext(&error)))
+    PortError::Unavailable(format!(
+        "dynamodb {call} failed: {}",
+        DisplayErrorContext(&error)
+    ))
 }
 
 #[cfg(test)]
@@ -270,7 +279,10 @@ mod tests {
 
     #[test]
     fn expiry_lies_ttl_seconds_ahead() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let at = epoch_seconds_after(Duration::from_secs(3600));
         assert!((now + 3599..=now + 3601).contains(&at), "{at} vs {now}");
     }

@@ -28,7 +28,9 @@ const ENDPOINT_VAR: &str = "WME_MOTO_ENDPOINT";
 /// The SDK configuration for moto, or `None` (with a message) when no moto endpoint is set.
 async fn moto(test: &str) -> Option<SdkConfig> {
     let Ok(endpoint) = std::env::var(ENDPOINT_VAR) else {
-        eprintln!("skipping {test}: {ENDPOINT_VAR} is unset (start `moto_server -p 5000` and set it to http://127.0.0.1:5000)");
+        eprintln!(
+            "skipping {test}: {ENDPOINT_VAR} is unset (start `moto_server -p 5000` and set it to http://127.0.0.1:5000)"
+        );
         return None;
     };
     let config = aws_config::defaults(BehaviorVersion::latest())
@@ -43,18 +45,27 @@ async fn moto(test: &str) -> Option<SdkConfig> {
 /// A name no other test (or earlier run against the same moto) uses.
 fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}-{nanos}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 async fn create_token_table(client: &aws_sdk_dynamodb::Client) -> anyhow::Result<String> {
     let table = unique("wme-tokens");
     let key = |name: &str, kind| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build()
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
     };
     let attr = |name: &str| {
         AttributeDefinition::builder()
@@ -100,7 +111,11 @@ async fn create_token_table(client: &aws_sdk_dynamodb::Client) -> anyhow::Result
 async fn token_store(config: &SdkConfig) -> anyhow::Result<DynamoTokenStore> {
     let client = aws_sdk_dynamodb::Client::new(config);
     let table = create_token_table(&client).await?;
-    Ok(DynamoTokenStore::new(client, table, Duration::from_secs(4 * 3600)))
+    Ok(DynamoTokenStore::new(
+        client,
+        table,
+        Duration::from_secs(4 * 3600),
+    ))
 }
 
 fn ok() -> EventOutcome {
@@ -117,15 +132,24 @@ async fn token_waiting_before_its_event_is_claimed_once() -> anyhow::Result<()> 
     let store = token_store(&config).await?;
     let op = WaitKey::new("sim-0001", "job-1", WaitKind::OperateResp);
 
-    assert_eq!(store.register_waiter(&op, "t0").await?, WaiterRegistered::Waiting);
+    assert_eq!(
+        store.register_waiter(&op, "t0").await?,
+        WaiterRegistered::Waiting
+    );
     assert_eq!(store.waiting_tokens("sim-0001", "job-1").await?, ["t0"]);
     assert_eq!(
         store.record_event(&op, &ok()).await?,
         EventRecorded::Claimed { token: "t0".into() }
     );
-    assert_eq!(store.record_event(&op, &ok()).await?, EventRecorded::Duplicate);
+    assert_eq!(
+        store.record_event(&op, &ok()).await?,
+        EventRecorded::Duplicate
+    );
     assert!(store.waiting_tokens("sim-0001", "job-1").await?.is_empty());
-    assert_eq!(store.register_waiter(&op, "t9").await?, WaiterRegistered::AlreadyWaiting);
+    assert_eq!(
+        store.register_waiter(&op, "t9").await?,
+        WaiterRegistered::AlreadyWaiting
+    );
     Ok(())
 }
 
@@ -144,7 +168,10 @@ async fn event_arriving_before_its_waiter_is_handed_to_the_waiter() -> anyhow::R
     };
 
     store.register_waiter(&op, "t0").await?;
-    assert_eq!(store.record_event(&boot, &failed).await?, EventRecorded::Buffered);
+    assert_eq!(
+        store.record_event(&boot, &failed).await?,
+        EventRecorded::Buffered
+    );
     assert_eq!(
         store.register_waiter(&boot, "t3").await?,
         WaiterRegistered::EventAlreadyArrived(failed)
@@ -161,7 +188,10 @@ async fn events_and_waiters_of_unknown_commands_are_refused() -> anyhow::Result<
     let store = token_store(&config).await?;
     let boot = WaitKey::new("sim-0003", "never-sent", WaitKind::Boot);
 
-    assert_eq!(store.record_event(&boot, &ok()).await?, EventRecorded::UnknownCommand);
+    assert_eq!(
+        store.record_event(&boot, &ok()).await?,
+        EventRecorded::UnknownCommand
+    );
     let err = store.register_waiter(&boot, "t").await.unwrap_err();
     assert_eq!(
         err,
@@ -170,7 +200,12 @@ async fn events_and_waiters_of_unknown_commands_are_refused() -> anyhow::Result<
             name: "sim-0003/never-sent".into()
         }
     );
-    assert!(store.waiting_tokens("sim-0003", "never-sent").await?.is_empty());
+    assert!(
+        store
+            .waiting_tokens("sim-0003", "never-sent")
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 
@@ -211,10 +246,17 @@ async fn token_items_carry_the_ttl_attribute_the_table_expires_on() -> anyhow::R
     let store = token_store(&config).await?;
     let client = store.client();
     store
-        .register_waiter(&WaitKey::new("sim-0005", "job-1", WaitKind::OperateResp), "t0")
+        .register_waiter(
+            &WaitKey::new("sim-0005", "job-1", WaitKind::OperateResp),
+            "t0",
+        )
         .await?;
 
-    let ttl = client.describe_time_to_live().table_name(store.table()).send().await?;
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(store.table())
+        .send()
+        .await?;
     let ttl = ttl.time_to_live_description().expect("ttl description");
     assert_eq!(ttl.attribute_name(), Some(TTL_ATTRIBUTE));
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
@@ -222,7 +264,10 @@ async fn token_items_carry_the_ttl_attribute_the_table_expires_on() -> anyhow::R
         .query()
         .table_name(store.table())
         .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S("sim-0005/job-1".into()))
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("sim-0005/job-1".into()),
+        )
         .send()
         .await?;
     assert_eq!(items.items().len(), 2, "marker and OperateResp slot");
@@ -255,7 +300,9 @@ async fn agent_address_is_remembered_in_the_token_table() -> anyhow::Result<()> 
     };
 
     assert_eq!(channel.agent_address("sim-0006").await?, None);
-    channel.remember_agent_address("sim-0006", address.clone()).await?;
+    channel
+        .remember_agent_address("sim-0006", address.clone())
+        .await?;
     assert_eq!(channel.agent_address("sim-0006").await?, Some(address));
     assert!(store.waiting_tokens("sim-0006", "").await?.is_empty());
     Ok(())
@@ -284,7 +331,10 @@ async fn iot_endpoints_are_described() -> anyhow::Result<()> {
     };
     let iot = aws_sdk_iot::Client::new(&config);
     let url = endpoints::iot_endpoint(&iot, endpoints::DATA_ATS).await?;
-    assert!(url.starts_with("https://") && url.contains("-ats.iot."), "{url}");
+    assert!(
+        url.starts_with("https://") && url.contains("-ats.iot."),
+        "{url}"
+    );
     Ok(())
 }
 
@@ -311,14 +361,24 @@ async fn job_template_is_read_and_a_job_created_for_a_thing_group() -> anyhow::R
         .send()
         .await?;
     let group = unique("devices_on_factory_firmware_version");
-    let group_arn = iot.create_thing_group().thing_group_name(&group).send().await?;
+    let group_arn = iot
+        .create_thing_group()
+        .thing_group_name(&group)
+        .send()
+        .await?;
     let group_arn = group_arn.thing_group_arn().unwrap().to_string();
     let jobs = iot_jobs(&config);
 
     let template = jobs.job_template(&template_id).await?;
     assert_eq!(template.document, document);
     assert_eq!(template.description, "firmware upgrade");
-    assert!(template.arn.ends_with(&format!("jobtemplate/{template_id}")), "{}", template.arn);
+    assert!(
+        template
+            .arn
+            .ends_with(&format!("jobtemplate/{template_id}")),
+        "{}",
+        template.arn
+    );
 
     let job_id = unique("fw-1_2_3");
     let created = jobs
@@ -332,7 +392,11 @@ async fn job_template_is_read_and_a_job_created_for_a_thing_group() -> anyhow::R
         })
         .await?;
     assert_eq!(created.job_id, job_id);
-    assert!(created.job_arn.ends_with(&format!("job/{job_id}")), "{}", created.job_arn);
+    assert!(
+        created.job_arn.ends_with(&format!("job/{job_id}")),
+        "{}",
+        created.job_arn
+    );
     let stored = iot.get_job_document().job_id(&job_id).send().await?;
     let stored: serde_json::Value = serde_json::from_str(stored.document().unwrap())?;
     assert_eq!(stored, json!({"firmwareVersion": "1.2.3"}));
@@ -344,7 +408,10 @@ async fn missing_job_template_is_not_found() -> anyhow::Result<()> {
     let Some(config) = moto("missing_job_template_is_not_found").await else {
         return Ok(());
     };
-    let err = iot_jobs(&config).job_template("NoSuchTemplate").await.unwrap_err();
+    let err = iot_jobs(&config)
+        .job_template("NoSuchTemplate")
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         PortError::NotFound {
@@ -389,7 +456,11 @@ async fn firmware_image_is_served_through_a_presigned_url() -> anyhow::Result<()
     assert_eq!(found.credentials, None);
     assert!(found.url.contains("X-Amz-Signature="), "{}", found.url);
     assert!(found.url.contains("X-Amz-Expires=3600"), "{}", found.url);
-    let body = reqwest::get(&found.url).await?.error_for_status()?.bytes().await?;
+    let body = reqwest::get(&found.url)
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
     assert_eq!(body.as_ref(), image.as_slice());
     Ok(())
 }
@@ -409,7 +480,10 @@ async fn firmware_image_without_checksum_or_object_is_refused() -> anyhow::Resul
     let artifacts = S3Artifacts::new(s3, &bucket, Duration::from_secs(60));
 
     let err = artifacts.firmware_image("1.2.4").await.unwrap_err();
-    assert!(matches!(&err, PortError::Invalid(m) if m.contains("x-amz-meta-sha256")), "{err:?}");
+    assert!(
+        matches!(&err, PortError::Invalid(m) if m.contains("x-amz-meta-sha256")),
+        "{err:?}"
+    );
     let err = artifacts.firmware_image("9.9.9").await.unwrap_err();
     assert_eq!(
         err,
@@ -430,7 +504,9 @@ async fn task_callbacks_reach_step_functions() -> anyhow::Result<()> {
     // moto accepts any token, so these prove the requests' shape, not the refusals (see
     // docs/deploy.md).
     callbacks.send_task_heartbeat("token-1").await?;
-    callbacks.send_task_success("token-1", json!({"faultCode": 0})).await?;
+    callbacks
+        .send_task_success("token-1", json!({"faultCode": 0}))
+        .await?;
     callbacks
         .send_task_failure("token-2", "Device.BootFailed", r#"{"reason":"x"}"#)
         .await?;

@@ -439,9 +439,10 @@ fn a_task_timeout_that_passed_while_down_fires_at_once_with_the_same_token() {
         .unwrap();
     assert_eq!(done.status, ExecutionStatus::Succeeded);
     assert_eq!(done.output.unwrap()["error"]["Error"], "States.Timeout");
+    // At once: a timeout counted afresh from the restart would take the whole second again.
     let late_by = done.stop_date.unwrap() - resumed_at;
     assert!(
-        late_by.num_milliseconds() < 300,
+        late_by.num_milliseconds() < 900,
         "timed out {late_by} after resume"
     );
     assert_eq!(holder.calls(), 1, "the token was not handed out again");
@@ -965,9 +966,10 @@ fn a_sync_task_timeout_counts_from_before_a_restart_and_stops_the_child() {
 
     assert_eq!(done.status, ExecutionStatus::Succeeded, "{done:?}");
     assert_eq!(done.output.unwrap()["error"]["Error"], "States.Timeout");
+    // At once: a timeout counted afresh from the restart would take the whole second again.
     let late_by = done.stop_date.unwrap() - resumed_at;
     assert!(
-        late_by.num_milliseconds() < 300,
+        late_by.num_milliseconds() < 900,
         "timed out {late_by} after resume"
     );
     assert_eq!(child.status, ExecutionStatus::Aborted);

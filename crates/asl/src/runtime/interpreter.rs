@@ -956,8 +956,9 @@ fn end_now(inner: &Inner, handle: &ExecutionHandle, ending: Ending) {
     {
         tracing::error!(execution = %arn, error = %e, "execution end not saved");
     }
-    notify(inner, handle, &arn, status);
+    // Its tokens close before anyone learns of the end, so a callback sent after that is late.
     inner.tokens.close_execution(&arn);
+    notify(inner, handle, &arn, status);
     if let Some(task) = handle
         .abort
         .lock()

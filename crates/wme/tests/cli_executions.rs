@@ -295,13 +295,7 @@ fn a_killed_run_reads_back_as_running_with_its_history_unchanged() {
                 "After": {"Type": "Pass", "End": true}}}),
     );
     let db = text(&dir.join("wme.db"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wme"))
-        .args(["states", "run", &file, "--db", &db])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the wme binary starts");
+    let mut child = spawn_run(&file, &db);
     let deadline = Instant::now() + Duration::from_secs(30);
     let running = wait_until_stored_running(&db, deadline);
     child.kill().expect("the run can be killed");
@@ -316,6 +310,17 @@ fn a_killed_run_reads_back_as_running_with_its_history_unchanged() {
     assert_eq!(again["stopDate"], Value::Null);
     assert_eq!(before, after);
     assert!(before.trim_end().ends_with(" WaitStateEntered"), "{before}");
+}
+
+/// Starts `wme states run FILE --db DB` in the background.
+fn spawn_run(file: &str, db: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_wme"))
+        .args(["states", "run", file, "--db", db])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the wme binary starts")
 }
 
 /// Reads the store until it holds a running execution that entered its Wait state.
@@ -347,13 +352,7 @@ fn a_second_run_on_a_store_in_use_is_refused_while_readers_still_read_it() {
                 "After": {"Type": "Pass", "End": true}}}),
     );
     let db = text(&dir.join("wme.db"));
-    let mut first = Command::new(env!("CARGO_BIN_EXE_wme"))
-        .args(["states", "run", &file, "--db", &db])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the wme binary starts");
+    let mut first = spawn_run(&file, &db);
     let running = wait_until_stored_running(&db, Instant::now() + Duration::from_secs(30));
 
     let second = wme(&["states", "run", &file, "--db", &db]);
